@@ -1,0 +1,305 @@
+"""Configuration: built-in defaults < config file < ``ENRICH_*`` environment < flags.
+
+The config file is ``--config FILE``, else ``$ENRICH_CONFIG``, else
+``./config.yaml`` when present. Environment overrides are
+``ENRICH_<SECTION>__<KEY>`` whose values are read as YAML scalars or flow lists.
+Unknown keys and wrong types raise :class:`~enrich.errors.ConfigError` naming
+the key. Durations accept ``30d``, ``12h``, ``90m``, ``3s``, ``250ms`` or a number
+of seconds. The GitHub token is read from the variable named by
+``github.token_env`` and kept as a :class:`~pydantic.SecretStr`; it is never
+written anywhere.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    ValidationError,
+)
+
+from .errors import ConfigError
+
+ENV_PREFIX = "ENRICH_"
+DEFAULT_CONFIG_NAME = "config.yaml"
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0, None: 1.0}
+
+
+def parse_duration(value: Any) -> float:
+    """Seconds from ``30d``, ``12h``, ``90m``, ``3s``, ``250ms`` or a number."""
+    if isinstance(value, bool):
+        raise ValueError("a duration, not a boolean")
+    if isinstance(value, int | float):
+        if value < 0:
+            raise ValueError("a duration cannot be negative")
+        return float(value)
+    if isinstance(value, str):
+        m = _DURATION.match(value)
+        if m:
+            return float(m.group(1)) * _UNITS[m.group(2)]
+    raise ValueError(f"not a duration: {value!r} (use e.g. 30d, 12h, 90m, 3s or seconds)")
+
+
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+
+_SIZE = re.compile(r"^\s*(\d+)\s*(b|kb|kib|mb|mib|gb|gib)?\s*$", re.IGNORECASE)
+_SIZE_UNITS = {None: 1, "b": 1, "kb": 1000, "kib": 1024, "mb": 10**6, "mib": 2**20,
+               "gb": 10**9, "gib": 2**30}
+
+
+def parse_size(value: Any) -> int:
+    """Bytes from ``20MB``, ``512KiB`` or a number."""
+    if isinstance(value, bool):
+        raise ValueError("a size, not a boolean")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str):
+        m = _SIZE.match(value)
+        if m:
+            unit = m.group(2).lower() if m.group(2) else None
+            return int(m.group(1)) * _SIZE_UNITS[unit]
+    raise ValueError(f"not a size: {value!r} (use e.g. 20MB or bytes)")
+
+
+Size = Annotated[int, BeforeValidator(parse_size)]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class CacheConfig(_Section):
+    path: Path | None = None
+    """SQLite file; None means the user's cache folder (~/.cache/enrich/enrich.sqlite3)."""
+    arxiv_ttl: Duration = 30 * 86400.0
+    github_ttl: Duration = 86400.0
+    not_found_ttl: Duration = 7 * 86400.0
+
+
+class ArxivConfig(_Section):
+    api_url: str = "https://export.arxiv.org/api/query"
+    batch_size: int = Field(default=100, ge=1, le=2000)
+    min_interval: Duration = 3.0
+    """arXiv's terms: at most one request every 3 seconds, one connection at a time."""
+
+
+class GithubConfig(_Section):
+    api_url: str = "https://api.github.com"
+    graphql_url: str = "https://api.github.com/graphql"
+    token_env: str = "GITHUB_TOKEN"
+    batch_size: int = Field(default=100, ge=1, le=100)
+    concurrency: int = Field(default=4, ge=1, le=100)
+    max_wait: Duration = 300.0
+    """Longest total wait on rate limits in one run before giving up on GitHub."""
+    secondary_wait: Duration = 60.0
+    """Wait after a secondary rate limit that names no Retry-After (GitHub: at least 1 minute)."""
+
+
+class HttpConfig(_Section):
+    timeout: Duration = 20.0
+    max_retries: int = Field(default=4, ge=0, le=20)
+    backoff: Duration = 1.0
+    """First backoff after a transient failure; doubles each retry, with jitter."""
+    backoff_max: Duration = 60.0
+    max_bytes: Size = 20 * 10**6
+    """Largest response body accepted; a larger one is an error, not a memory blow-up."""
+    user_agent: str | None = None
+
+
+OutputFormat = Literal["markdown", "json", "bib"]
+
+
+class OutputConfig(_Section):
+    formats: list[OutputFormat] = Field(default_factory=lambda: ["markdown", "json"])
+
+
+class Config(BaseModel):
+    """The whole configuration. Build it with :meth:`load` or :meth:`resolve`."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    cache: CacheConfig = Field(default_factory=CacheConfig)
+    arxiv: ArxivConfig = Field(default_factory=ArxivConfig)
+    github: GithubConfig = Field(default_factory=GithubConfig)
+    http: HttpConfig = Field(default_factory=HttpConfig)
+    output: OutputConfig = Field(default_factory=OutputConfig)
+
+    _token: SecretStr | None = PrivateAttr(default=None)
+    _source: Path | None = PrivateAttr(default=None)
+
+    # -- loading -----------------------------------------------------------------
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str] | None = None, *,
+             env: Mapping[str, str] | None = None,
+             overrides: Mapping[str, Any] | None = None) -> Config:
+        """Load ``path`` (or the default file, if any), then env, then ``overrides``.
+
+        ``overrides`` maps dotted keys (``"arxiv.min_interval"``) to values.
+        """
+        env = os.environ if env is None else env
+        file_path = _find_config_file(path, env)
+        data: dict[str, Any] = {}
+        if file_path is not None:
+            data = _read_yaml(file_path)
+        env_data = _env_overrides(env)
+        merged = _deep_merge(data, env_data)
+        if overrides:
+            for dotted, value in overrides.items():
+                section, _, key = dotted.partition(".")
+                merged.setdefault(section, {})
+                if not isinstance(merged[section], dict):
+                    raise ConfigError("must be a mapping", key=section)
+                merged[section][key] = value
+        cfg = _validate(merged, source=str(file_path) if file_path else None)
+        cfg._source = file_path
+        cfg._resolve_cache_path(file_path, data)
+        token = env.get(cfg.github.token_env)
+        cfg._token = SecretStr(token) if token else None
+        return cfg
+
+    @classmethod
+    def resolve(cls, **kwargs: Any) -> Config:
+        """Alias of :meth:`load`, for symmetry with the CLI."""
+        return cls.load(**kwargs)
+
+    def _resolve_cache_path(self, file_path: Path | None, file_data: dict[str, Any]) -> None:
+        path = self.cache.path
+        if path is None:
+            self.cache.path = default_cache_path()
+            return
+        path = path.expanduser()
+        if not path.is_absolute():
+            from_file = (
+                file_path is not None
+                and isinstance(file_data.get("cache"), dict)
+                and "path" in file_data["cache"]
+                and str(file_data["cache"]["path"]) == str(self.cache.path)
+            )
+            base = file_path.parent if (from_file and file_path is not None) else Path.cwd()
+            path = base / path
+        self.cache.path = path.resolve()
+
+    # -- access --------------------------------------------------------------------
+
+    @property
+    def token(self) -> SecretStr | None:
+        """The GitHub token from ``$<github.token_env>``, or None."""
+        return self._token
+
+    @token.setter
+    def token(self, value: str | SecretStr | None) -> None:
+        if isinstance(value, str):
+            value = SecretStr(value) if value else None
+        self._token = value
+
+    @property
+    def source(self) -> Path | None:
+        """The config file this was loaded from, if any."""
+        return self._source
+
+    @property
+    def cache_path(self) -> Path:
+        return self.cache.path if self.cache.path is not None else default_cache_path()
+
+
+def default_cache_path() -> Path:
+    """``$XDG_CACHE_HOME/enrich/enrich.sqlite3``, else ``~/.cache/enrich/enrich.sqlite3``."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "enrich" / "enrich.sqlite3"
+
+
+def _find_config_file(path: str | os.PathLike[str] | None, env: Mapping[str, str]) -> Path | None:
+    if path is not None:
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError("config file not found or not a file", source=str(p))
+        return p.resolve()
+    named = env.get("ENRICH_CONFIG")
+    if named:
+        p = Path(named)
+        if not p.is_file():
+            raise ConfigError("config file named by $ENRICH_CONFIG not found", source=str(p))
+        return p.resolve()
+    local = Path.cwd() / DEFAULT_CONFIG_NAME
+    return local.resolve() if local.is_file() else None
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read: {exc}", source=str(path)) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"not valid YAML{where}", source=str(path)) from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError("the top level must be a mapping of sections", source=str(path))
+    for section, body in data.items():
+        if body is None:
+            data[section] = {}
+        elif not isinstance(body, dict):
+            raise ConfigError("a section must be a mapping", key=str(section), source=str(path))
+    return data
+
+
+def _env_overrides(env: Mapping[str, str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name, raw in env.items():
+        if not name.startswith(ENV_PREFIX) or name == "ENRICH_CONFIG":
+            continue
+        rest = name[len(ENV_PREFIX):]
+        section, sep, key = rest.partition("__")
+        if not sep or not section or not key:
+            continue
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else raw
+        except yaml.YAMLError:
+            raise ConfigError(f"environment variable {name} is not a YAML scalar or flow list",
+                              key=f"{section.lower()}.{key.lower()}") from None
+        if isinstance(value, dict):
+            raise ConfigError(f"environment variable {name} must be a scalar or a list",
+                              key=f"{section.lower()}.{key.lower()}")
+        out.setdefault(section.lower(), {})[key.lower()] = value
+    return out
+
+
+def _deep_merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
+    merged = {k: (dict(v) if isinstance(v, dict) else v) for k, v in base.items()}
+    for k, v in top.items():
+        if isinstance(v, dict) and isinstance(merged.get(k), dict):
+            merged[k] = {**merged[k], **v}
+        else:
+            merged[k] = v
+    return merged
+
+
+def _validate(data: dict[str, Any], source: str | None) -> Config:
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        key = ".".join(str(p) for p in err["loc"])
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key"
+        else:
+            msg = err["msg"]
+        raise ConfigError(msg, key=key, source=source) from None

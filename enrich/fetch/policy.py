@@ -1,0 +1,108 @@
+"""The one place for retry decisions: which answers are transient, how long to wait.
+
+Decisions are data (status sets) plus small pure functions, so both fetchers
+share them and tests can check them without a network. GitHub's rules
+(docs "Rate limits for the REST API", "Best practices"): honour
+``Retry-After``; else if ``x-ratelimit-remaining`` is 0 wait until
+``x-ratelimit-reset``; else wait at least a minute, then back off
+exponentially. arXiv asks for one request every 3 s and answers 429/503 when
+throttling.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import time
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+
+#: Statuses worth another try (after a wait).
+TRANSIENT_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
+#: Statuses that are an answer, never retried.
+FINAL_STATUSES = frozenset({400, 401, 404, 410, 414, 422, 451})
+
+
+def is_transient(status: int) -> bool:
+    return status in TRANSIENT_STATUSES
+
+
+def retry_after_seconds(headers: Mapping[str, str], now: float | None = None) -> float | None:
+    """Seconds asked for by a ``Retry-After`` header (delta-seconds or HTTP-date), or None."""
+    raw = _get(headers, "retry-after")
+    if raw is None:
+        return None
+    raw = raw.strip()
+    try:
+        return max(0.0, float(raw))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(raw)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    now = time.time() if now is None else now
+    return max(0.0, when.timestamp() - now)
+
+
+def ratelimit_reset(headers: Mapping[str, str]) -> datetime | None:
+    """``x-ratelimit-reset`` (UTC epoch seconds) as a datetime, or None."""
+    raw = _get(headers, "x-ratelimit-reset")
+    if raw is None:
+        return None
+    try:
+        return datetime.fromtimestamp(int(raw.strip()), tz=UTC)
+    except (ValueError, OverflowError, OSError):
+        return None
+
+
+def ratelimit_remaining(headers: Mapping[str, str]) -> int | None:
+    raw = _get(headers, "x-ratelimit-remaining")
+    if raw is None:
+        return None
+    try:
+        return int(raw.strip())
+    except ValueError:
+        return None
+
+
+def backoff(attempt: int, base: float, cap: float, rng: random.Random | None = None) -> float:
+    """Exponential backoff with jitter: ``base * 2**attempt``, jittered to 50–100 %, capped."""
+    r = (rng or random).random()
+    raw = base * (2 ** max(0, attempt))
+    return float(min(cap, raw * (0.5 + 0.5 * r)))
+
+
+class WaitBudget:
+    """The total time one run may spend waiting on rate limits (``github.max_wait``)."""
+
+    def __init__(self, limit: float):
+        self.limit = limit
+        self.spent = 0.0
+
+    def allows(self, seconds: float) -> bool:
+        return self.spent + seconds <= self.limit
+
+    def spend(self, seconds: float) -> None:
+        self.spent += seconds
+
+
+def credential_id(token: str | None) -> str:
+    """An identity for a credential that reveals nothing of it: ETags are per credential.
+
+    ``anon`` without a token; otherwise a short salted digest (never the token).
+    """
+    if not token:
+        return "anon"
+    digest = hashlib.sha256(b"enrich-credential:" + token.encode("utf-8")).hexdigest()
+    return "tok-" + digest[:16]
+
+
+def _get(headers: Mapping[str, str], name: str) -> str | None:
+    value = headers.get(name)
+    if value is None:
+        value = headers.get(name.title())
+    return value

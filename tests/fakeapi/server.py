@@ -1,0 +1,239 @@
+"""A small threaded HTTP server on 127.0.0.1 with request counting and fault injection.
+
+Each fake API subclasses :class:`FakeHandler` and implements ``route``.
+Faults are queued per endpoint and consumed one per request, so a test says
+exactly which request misbehaves::
+
+    srv.faults.add("query", "status", status=503, headers={"Retry-After": "0"})
+    srv.faults.add("query", "reset")          # connection reset, no answer
+    srv.faults.add("query", "hang", seconds=5) # never answers in time
+    srv.faults.add("query", "garbage")         # 200 with a body that is not the format
+    srv.faults.add("query", "truncate")        # the right headers, half a body
+
+Every request is logged (endpoint, method, path, query, headers, credential)
+in ``srv.requests``; ``srv.count(endpoint=None, credential=None)`` counts them.
+``latency`` (seconds) delays every answer, for benchmarks.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import struct
+import threading
+import time
+from collections import defaultdict, deque
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+
+@dataclass
+class Fault:
+    kind: str  # status | reset | hang | garbage | truncate | slow
+    status: int = 500
+    headers: dict[str, str] = field(default_factory=dict)
+    body: bytes = b""
+    seconds: float = 0.0
+
+
+class FaultQueue:
+    """Faults waiting for the next requests of an endpoint (``"*"`` matches any)."""
+
+    def __init__(self) -> None:
+        self._queues: dict[str, deque[Fault]] = defaultdict(deque)
+        self._lock = threading.Lock()
+
+    def add(self, endpoint: str, kind: str, times: int = 1, **kw: Any) -> None:
+        with self._lock:
+            for _ in range(times):
+                self._queues[endpoint].append(Fault(kind=kind, **kw))
+
+    def take(self, endpoint: str) -> Fault | None:
+        with self._lock:
+            for key in (endpoint, "*"):
+                q = self._queues.get(key)
+                if q:
+                    return q.popleft()
+        return None
+
+    def clear(self) -> None:
+        with self._lock:
+            self._queues.clear()
+
+    def pending(self) -> int:
+        with self._lock:
+            return sum(len(q) for q in self._queues.values())
+
+
+@dataclass
+class LoggedRequest:
+    endpoint: str
+    method: str
+    path: str
+    query: dict[str, list[str]]
+    headers: dict[str, str]
+    credential: str
+    body: bytes
+    time: float
+
+
+class FakeServer(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, handler: type[FakeHandler]):
+        super().__init__(("127.0.0.1", 0), handler)
+        self.faults = FaultQueue()
+        self.requests: list[LoggedRequest] = []
+        self.latency = 0.0
+        self._log_lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    # lifecycle
+    @property
+    def url(self) -> str:
+        host, port = self.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def start(self) -> FakeServer:
+        self._thread = threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.05},
+                                        daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.shutdown()
+        self.server_close()
+
+    def __enter__(self) -> FakeServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # accounting
+    def log(self, req: LoggedRequest) -> None:
+        with self._log_lock:
+            self.requests.append(req)
+
+    def count(self, endpoint: str | None = None, credential: str | None = None,
+              status: int | None = None) -> int:
+        with self._log_lock:
+            return sum(
+                1 for r in self.requests
+                if (endpoint is None or r.endpoint == endpoint)
+                and (credential is None or r.credential == credential)
+            )
+
+    def reset_log(self) -> None:
+        with self._log_lock:
+            self.requests.clear()
+
+
+class FakeHandler(BaseHTTPRequestHandler):
+    """Base handler: parses the request, logs it, applies a queued fault or routes it."""
+
+    server: FakeServer
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: Any) -> None:  # silence stderr
+        pass
+
+    # subclasses implement these
+    def endpoint_of(self, method: str, path: str) -> str:
+        return path
+
+    def credential_of(self) -> str:
+        auth = self.headers.get("Authorization", "")
+        if not auth:
+            return "anon"
+        return auth.split(None, 1)[-1]
+
+    def route(self, method: str, path: str, query: dict[str, list[str]], body: bytes) -> None:
+        raise NotImplementedError
+
+    def garbage_body(self) -> tuple[str, bytes]:
+        return "text/html; charset=utf-8", b"<html><body><h1>502 Bad Gateway</h1></body></html>"
+
+    # plumbing
+    def do_GET(self) -> None:
+        self._handle("GET")
+
+    def do_POST(self) -> None:
+        self._handle("POST")
+
+    def do_HEAD(self) -> None:
+        self._handle("HEAD")
+
+    def _handle(self, method: str) -> None:
+        parts = urlsplit(self.path)
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        query = parse_qs(parts.query, keep_blank_values=True)
+        if method == "POST" and self.headers.get("Content-Type", "").startswith(
+                "application/x-www-form-urlencoded"):
+            for k, v in parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True).items():
+                query.setdefault(k, []).extend(v)
+        endpoint = self.endpoint_of(method, parts.path)
+        self.server.log(LoggedRequest(endpoint, method, parts.path, query, dict(self.headers),
+                                      self.credential_of(), body, time.time()))
+        if self.server.latency:
+            time.sleep(self.server.latency)
+        fault = self.server.faults.take(endpoint)
+        if fault is not None and self._apply_fault(fault):
+            return
+        self.route(method, parts.path, query, body)
+
+    def _apply_fault(self, fault: Fault) -> bool:
+        """Apply a fault; False means 'then answer normally' (e.g. after a slow start)."""
+        if fault.kind == "status":
+            body = fault.body or json.dumps({"message": "fault"}).encode()
+            ctype = fault.headers.pop("Content-Type", None) or (
+                "text/plain" if not body.startswith(b"{") else "application/json")
+            self.send(fault.status, body, ctype, fault.headers)
+            return True
+        if fault.kind == "reset":
+            self.close_connection = True
+            linger = struct.pack("ii", 1, 0)
+            try:
+                self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, linger)
+                self.connection.close()
+            except OSError:
+                pass
+            return True
+        if fault.kind == "hang":
+            time.sleep(fault.seconds or 30)
+            self.close_connection = True
+            return True
+        if fault.kind == "garbage":
+            ctype, body = (fault.headers.get("Content-Type", "text/html"), fault.body) \
+                if fault.body else self.garbage_body()
+            self.send(200, body, ctype)
+            return True
+        if fault.kind == "truncate":
+            body = fault.body or b"<?xml version='1.0'?><feed><entry><id>"
+            self.send_response(200)
+            self.send_header("Content-Type", "application/atom+xml")
+            self.send_header("Content-Length", str(len(body) * 4))
+            self.end_headers()
+            self.wfile.write(body)
+            self.wfile.flush()
+            self.close_connection = True
+            return True
+        if fault.kind == "slow":
+            time.sleep(fault.seconds)
+            return False
+        raise ValueError(f"unknown fault kind {fault.kind!r}")
+
+    def send(self, status: int, body: bytes, content_type: str,
+             headers: dict[str, str] | None = None) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        for k, v in (headers or {}).items():
+            self.send_header(k, v)
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
