@@ -15,6 +15,7 @@ import hashlib
 import random
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
@@ -106,3 +107,61 @@ def _get(headers: Mapping[str, str], name: str) -> str | None:
     if value is None:
         value = headers.get(name.title())
     return value
+
+
+# -- GitHub rate limits ------------------------------------------------------------------
+
+#: Statuses GitHub uses for primary and secondary rate limits (REST docs: "403 or 429").
+RATE_LIMIT_STATUSES = frozenset({403, 429})
+#: GraphQL error ``type`` values meaning "rate limited" (RATE_LIMITED is documented;
+#: RATE_LIMIT was seen in 2026, yanyongyu/githubkit#271).
+GRAPHQL_RATE_LIMIT_TYPES = frozenset({"RATE_LIMITED", "RATE_LIMIT"})
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    """A rate-limit answer from GitHub and how long it asks us to wait.
+
+    ``primary``: the hourly quota is spent (``x-ratelimit-remaining: 0``), so
+    nothing will succeed before ``reset_at``. ``wait``: seconds GitHub asked for
+    (``Retry-After``, or until ``x-ratelimit-reset``); None when it named no
+    time and the caller must choose (GitHub: at least a minute, then
+    exponential backoff).
+    """
+
+    primary: bool
+    wait: float | None
+    reset_at: datetime | None
+    until_reset: bool = False
+    """True when ``wait`` runs until ``x-ratelimit-reset`` (not a ``Retry-After``)."""
+
+
+def github_rate_limit(status: int, headers: Mapping[str, str], message: str | None = None, *,
+                      throttled: bool = False, now: float | None = None) -> RateLimit | None:
+    """Classify a GitHub answer as a rate limit (and how long to wait), or None.
+
+    GitHub's rules (REST docs "Rate limits", "Best practices"): honour
+    ``Retry-After``; else if ``x-ratelimit-remaining`` is 0 wait until
+    ``x-ratelimit-reset``; else wait and back off. A 403 is a rate limit only
+    when something says so: a 429, ``Retry-After``, remaining 0, or a body
+    message about a rate limit (body-only throttles exist, see PostHog PR
+    #56241). ``throttled`` marks an answer already known to be one (a GraphQL
+    200 with a ``RATE_LIMITED`` error).
+    """
+    msg = (message or "").lower()
+    if not throttled and status not in RATE_LIMIT_STATUSES:
+        return None
+    retry = retry_after_seconds(headers, now)
+    remaining = ratelimit_remaining(headers)
+    reset = ratelimit_reset(headers)
+    says_so = "rate limit" in msg or "abuse" in msg
+    if not (throttled or status == 429 or retry is not None or remaining == 0 or says_so):
+        return None
+    primary = remaining == 0 and "secondary" not in msg
+    if retry is not None:
+        return RateLimit(primary=primary, wait=retry, reset_at=reset)
+    if remaining == 0 and reset is not None:
+        now = time.time() if now is None else now
+        return RateLimit(primary=primary, wait=max(0.0, reset.timestamp() - now), reset_at=reset,
+                         until_reset=True)
+    return RateLimit(primary=primary, wait=None, reset_at=reset)

@@ -1,0 +1,738 @@
+"""GitHub fetcher: repository metadata for lower-case ``owner/repo`` keys.
+
+Two modes, chosen by whether a token is configured (api-facts 3.2, 3.3):
+
+- **With a token: GraphQL.** Up to ``github.batch_size`` repositories per query
+  as aliases ``r0``, ``r1``, ... (``owner-repo`` is not a valid GraphQL alias),
+  so 250 repositories cost 3 requests and about 3 points of the 5000/h. A
+  missing repository is a per-alias ``NOT_FOUND`` error beside the others'
+  data; renames are followed (``nameWithOwner`` is the new name).
+- **Without a token: REST** ``GET /repos/{owner}/{repo}``, at most
+  ``github.concurrency`` in flight, each carrying the stored ETag as
+  ``If-None-Match`` exactly as received. A 304 confirms the cached record. The
+  anonymous limit is 60/h per IP and, by our design assumption, an anonymous
+  304 still costs one of them: ETags save bandwidth, not quota.
+
+Rate limits follow GitHub's rules: ``Retry-After`` if present, else until
+``x-ratelimit-reset`` when ``x-ratelimit-remaining`` is 0, else
+``github.secondary_wait`` doubling on each further hit. Every wait is charged to
+one :class:`~enrich.fetch.policy.WaitBudget` of ``github.max_wait`` per fetcher
+(the pipeline keeps one fetcher per run). When a wait does not fit, or the
+primary limit is spent until later than the budget allows, all GitHub fetching
+stops for the run: the keys not done go to ``FetchResult.missing`` with the
+reset time, and later :meth:`GithubFetcher.fetch` calls on the same fetcher
+send nothing until that reset.
+
+The token goes only into the ``Authorization`` header of requests to the
+configured ``api_url``/``graphql_url`` origins; redirects are followed by hand
+and only on the ``api_url`` origin, so the token never reaches another host.
+It never appears in a log line, an error message or a result.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+import re
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal
+from urllib.parse import quote
+
+import httpx
+from pydantic import ValidationError
+
+from .._version import USER_AGENT
+from ..config import Config
+from ..errors import FetchError
+from ..models import Repo
+from . import FetchResult
+from .policy import (
+    GRAPHQL_RATE_LIMIT_TYPES,
+    RateLimit,
+    WaitBudget,
+    backoff,
+    credential_id,
+    github_rate_limit,
+    is_transient,
+    ratelimit_remaining,
+    ratelimit_reset,
+)
+
+logger = logging.getLogger(__name__)
+
+API_VERSION = "2022-11-28"
+#: Topics asked of GraphQL per repository (a connection needs ``first``; 20 covers
+#: GitHub's own cap of 20 topics per repository).
+TOPICS_FIRST = 20
+#: Redirect hops followed for one repository before giving up.
+MAX_REDIRECTS = 3
+#: Longest GitHub error message quoted in a failure (it is untrusted text).
+_MAX_MESSAGE = 200
+
+_OWNER = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9]|-(?=[A-Za-z0-9])){0,38}")
+_REPO = re.compile(r"[A-Za-z0-9._-]{1,100}")
+
+_REPO_FIELDS = f"""fragment RepoFields on Repository {{
+  nameWithOwner url description homepageUrl stargazerCount forkCount
+  licenseInfo {{ spdxId name key }}
+  repositoryTopics(first: {TOPICS_FIRST}) {{ nodes {{ topic {{ name }} }} }}
+  primaryLanguage {{ name }}
+  isArchived isFork pushedAt
+}}"""
+
+
+def split_key(key: str) -> tuple[str, str]:
+    """``owner``, ``repo`` of a key, validated against the grammar of spec section 2.
+
+    Raises ValueError for anything else (``../x``, ``a/b%2F..``, ``a/b/c``, ...), so
+    that no key can build a path outside ``/repos/{owner}/{repo}``.
+    """
+    parts = key.split("/")
+    if len(parts) != 2:
+        raise ValueError(f"not an owner/repo key: {key!r}")
+    owner, repo = parts
+    if not _OWNER.fullmatch(owner):
+        raise ValueError(f"not a valid GitHub owner in {key!r}")
+    if not _REPO.fullmatch(repo) or repo in (".", ".."):
+        raise ValueError(f"not a valid GitHub repository name in {key!r}")
+    return owner, repo
+
+
+def build_graphql_query(pairs: Sequence[tuple[str, str]]) -> tuple[str, dict[str, str]]:
+    """A query looking up ``pairs`` as aliases ``r0..rN``, with the names as variables.
+
+    Variables rather than inlined strings: names are validated anyway, but data
+    never becomes query syntax.
+    """
+    decls = ", ".join(f"$o{i}: String!, $n{i}: String!" for i in range(len(pairs)))
+    lines = [f"  r{i}: repository(owner: $o{i}, name: $n{i}) {{ ...RepoFields }}"
+             for i in range(len(pairs))]
+    query = ("query Repositories(" + decls + ") {\n" + "\n".join(lines)
+             + "\n  rateLimit { cost remaining resetAt limit used }\n}\n" + _REPO_FIELDS)
+    variables: dict[str, str] = {}
+    for i, (owner, name) in enumerate(pairs):
+        variables[f"o{i}"] = owner
+        variables[f"n{i}"] = name
+    return query, variables
+
+
+def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
+    default = {"http": 80, "https": 443}.get(url.scheme)
+    return url.scheme, url.host, url.port or default
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _clip(text: str) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= _MAX_MESSAGE else text[:_MAX_MESSAGE] + "…"
+
+
+def _fmt_time(when: datetime) -> str:
+    return when.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+class _Garbage(Exception):
+    """A body that is not what the API promised: retried like a server error."""
+
+
+class _TooLarge(Exception):
+    """A body over ``http.max_bytes``: an error for that key, not retried."""
+
+
+class _Stopped(Exception):
+    """A rate limit (or the wait budget) has stopped GitHub fetching for this run."""
+
+
+class _AuthFailed(Exception):
+    """The token was rejected (401): no further request is worth sending."""
+
+
+@dataclass
+class _Answer:
+    status: int
+    headers: httpx.Headers
+    body: bytes
+    url: httpx.URL
+    parsed: Any = None
+
+    def json(self) -> Any:
+        try:
+            return json.loads(self.body)
+        except (ValueError, UnicodeDecodeError):
+            raise _Garbage(f"HTTP {self.status} with a body that is not JSON") from None
+
+    def message(self) -> str:
+        """GitHub's ``message`` (or GraphQL's first error message), else ''."""
+        try:
+            doc = json.loads(self.body)
+        except (ValueError, UnicodeDecodeError):
+            return self.body[:_MAX_MESSAGE].decode("utf-8", "replace")
+        if isinstance(doc, dict):
+            if isinstance(doc.get("message"), str):
+                return str(doc["message"])
+            errors = doc.get("errors")
+            if isinstance(errors, list) and errors and isinstance(errors[0], dict):
+                return str(errors[0].get("message", ""))
+        return ""
+
+
+@dataclass
+class _Run:
+    """State of one :meth:`GithubFetcher.fetch` call shared by its concurrent requests."""
+
+    result: FetchResult[Repo]
+    secondary_streak: int = 0
+    auth_error: str | None = None
+    done: set[str] = field(default_factory=set)
+
+
+class GithubFetcher:
+    """Fetch repository records from the GitHub API (GraphQL with a token, REST without).
+
+    One instance serves one run: the rate-limit wait budget (``github.max_wait``)
+    and an exhausted primary limit are remembered across :meth:`fetch` calls.
+    The fetcher owns its :class:`httpx.AsyncClient` unless one is given; close
+    it with :meth:`aclose` (or ``async with``).
+    """
+
+    #: Seconds added to a wait until ``x-ratelimit-reset``: the reset is in whole
+    #: seconds and our clock may run a little ahead of GitHub's.
+    reset_margin: float = 1.0
+
+    def __init__(self, config: Config, client: httpx.AsyncClient | None = None):
+        self._config = config
+        secret = config.token
+        self._token: str | None = secret.get_secret_value() if secret is not None else None
+        self._credential = credential_id(self._token)
+        self._api_base = config.github.api_url.rstrip("/")
+        self._api_url = httpx.URL(self._api_base)
+        self._graphql_url = httpx.URL(config.github.graphql_url)
+        self._token_origins = {_origin(self._api_url), _origin(self._graphql_url)}
+        self._timeout = httpx.Timeout(config.http.timeout)
+        self._headers = {
+            "User-Agent": config.http.user_agent or USER_AGENT,
+            "Accept": "application/vnd.github+json",
+            "X-GitHub-Api-Version": API_VERSION,
+        }
+        self._owns_client = client is None
+        self._client = client if client is not None else httpx.AsyncClient(
+            timeout=self._timeout, follow_redirects=False, headers=self._headers)
+        self._budget = WaitBudget(config.github.max_wait)
+        self._resume_at = 0.0  # monotonic time before which no request is sent
+        self._stop_message: str | None = None
+        self._stop_reset: datetime | None = None
+        self._stop_ends_at_reset = False  # a spent quota ends at reset; a spent budget does not
+        self._rng = random.Random()
+
+    # -- public ----------------------------------------------------------------------
+
+    @property
+    def credential(self) -> str:
+        """The identity ETags are stored under (``anon`` or a digest; never the token)."""
+        return self._credential
+
+    @property
+    def mode(self) -> Literal["graphql", "rest"]:
+        return "graphql" if self._token else "rest"
+
+    async def aclose(self) -> None:
+        if self._owns_client:
+            await self._client.aclose()
+
+    async def __aenter__(self) -> GithubFetcher:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    def __repr__(self) -> str:
+        return f"GithubFetcher(mode={self.mode!r}, credential={self._credential!r})"
+
+    async def fetch(self, keys: Sequence[str], etags: Mapping[str, str] | None = None, *,
+                    refresh: bool = False) -> FetchResult[Repo]:
+        """Fetch ``keys`` (lower-case ``owner/repo``); never raises for one key's failure.
+
+        ``etags`` are the cached ETags of *this* fetcher's credential (REST mode
+        only; GraphQL has none). ``refresh`` changes nothing here: the pipeline
+        picks which keys to revalidate, and revalidation already means a
+        conditional request (REST) or one cheap GraphQL pass (token).
+        """
+        del refresh
+        run = _Run(result=FetchResult())
+        wanted: dict[str, tuple[str, str]] = {}
+        for key in dict.fromkeys(keys):
+            try:
+                wanted[key] = split_key(key)
+            except ValueError as exc:
+                run.result.failed[key] = str(exc)
+        if not wanted:
+            return run.result
+        self._clear_stale_stop()
+        if self._stop_message is not None:
+            self._mark_missing(run, list(wanted))
+            return run.result
+        if self.mode == "graphql":
+            await self._fetch_graphql(run, wanted)
+        else:
+            await self._fetch_rest(run, wanted, etags or {})
+        result = run.result
+        logger.debug("github %s: %d keys, %d requests, %d ok, %d not modified, %d failed, "
+                     "%d missing", self.mode, len(wanted), result.requests, len(result.records),
+                     len(result.not_modified), len(result.failed), len(result.missing))
+        return result
+
+    # -- REST ------------------------------------------------------------------------
+
+    async def _fetch_rest(self, run: _Run, wanted: Mapping[str, tuple[str, str]],
+                          etags: Mapping[str, str]) -> None:
+        sem = asyncio.Semaphore(self._config.github.concurrency)
+
+        async def one(key: str, owner: str, repo: str) -> None:
+            async with sem:
+                await self._guarded(run, key, lambda: self._rest_one(
+                    run, key, owner, repo, etags.get(key)))
+
+        await asyncio.gather(*(one(k, o, r) for k, (o, r) in wanted.items()))
+
+    async def _guarded(self, run: _Run, key: str, job: Callable[[], Awaitable[None]]) -> None:
+        """Run one key's job, turning its failure into a ``failed``/``missing`` entry."""
+        if self._stop_message is not None:
+            self._mark_missing(run, [key])
+            return
+        try:
+            await job()
+        except _Stopped:
+            self._mark_missing(run, [key])
+        except _AuthFailed as exc:
+            run.result.failed[key] = str(exc)
+        except FetchError as exc:
+            run.result.failed[key] = str(exc)
+        except _Garbage as exc:
+            run.result.failed[key] = f"GitHub gave an unusable answer for {key}: {exc}"
+        run.done.add(key)
+
+    def _repo_url(self, owner: str, repo: str) -> httpx.URL:
+        path = f"/repos/{quote(owner, safe='')}/{quote(repo, safe='')}"
+        url = httpx.URL(self._api_base + path)
+        if not url.raw_path.decode("ascii").endswith(path):  # defence in depth
+            raise FetchError(f"refusing to build a request path for {owner}/{repo}",
+                             transient=False)
+        return url
+
+    async def _rest_one(self, run: _Run, key: str, owner: str, repo: str,
+                        etag: str | None) -> None:
+        url = self._repo_url(owner, repo)
+        for _hop in range(MAX_REDIRECTS + 1):
+            headers = {"If-None-Match": etag} if etag else {}
+            ans = await self._exchange(run, "GET", url, headers=headers,
+                                       parse=lambda a: self._record_from_rest(key, a))
+            status = ans.status
+            if status == 200:
+                run.result.records[key] = ans.parsed
+                new_etag = ans.headers.get("etag")
+                if new_etag:
+                    run.result.etags[key] = new_etag
+                return
+            if status == 304:
+                run.result.not_modified.add(key)
+                return
+            if status in (301, 302, 303, 307, 308):
+                url = self._redirect_target(key, ans)
+                continue
+            if status in (404, 410):
+                run.result.records[key] = Repo(status="not_found", fetched_at=_now())
+                return
+            if status == 451 or (status == 403 and b'"block"' in ans.body):
+                run.result.records[key] = Repo(status="unavailable", fetched_at=_now())
+                return
+            if status == 401:
+                raise self._auth_error(run, ans)
+            raise FetchError(f"GitHub answered HTTP {status} for {key}: {_clip(ans.message())}",
+                             url=str(ans.url), status=status, transient=is_transient(status))
+        raise FetchError(f"too many redirects for {key}", url=str(url), transient=False)
+
+    def _redirect_target(self, key: str, ans: _Answer) -> httpx.URL:
+        location = ans.headers.get("location")
+        if not location:
+            raise FetchError(f"GitHub answered HTTP {ans.status} for {key} without a Location",
+                             url=str(ans.url), status=ans.status, transient=False)
+        target = ans.url.join(location)
+        if _origin(target) != _origin(self._api_url):
+            raise FetchError(
+                f"GitHub redirected {key} to another host ({target.scheme}://{target.host}); "
+                "not followed", url=str(ans.url), status=ans.status, transient=False)
+        logger.debug("github %s moved (HTTP %d) to %s", key, ans.status, target)
+        return target
+
+    def _record_from_rest(self, key: str, ans: _Answer) -> Repo:
+        doc = ans.json()
+        if not isinstance(doc, dict) or not isinstance(doc.get("full_name"), str):
+            raise _Garbage("a repository answer without full_name")
+        lic = doc.get("license")
+        return self._make_repo(key, {
+            "full_name": doc["full_name"],
+            "html_url": doc.get("html_url"),
+            "description": doc.get("description"),
+            "homepage": doc.get("homepage"),
+            "stars": doc.get("stargazers_count"),
+            "forks": doc.get("forks_count"),
+            "license": _license(lic.get("spdx_id"), lic.get("name"))
+            if isinstance(lic, dict) else None,
+            "topics": doc.get("topics") or [],
+            "language": doc.get("language"),
+            "archived": doc.get("archived"),
+            "fork": doc.get("fork"),
+            "pushed_at": doc.get("pushed_at"),
+        })
+
+    def _make_repo(self, key: str, data: dict[str, Any]) -> Repo:
+        full_name = str(data["full_name"])
+        data["homepage"] = data.get("homepage") or None
+        data["renamed_from"] = key if full_name.lower() != key.lower() else None
+        try:
+            return Repo.model_validate({"status": "ok", "fetched_at": _now(), **data})
+        except ValidationError as exc:
+            raise _Garbage(f"unexpected repository fields ({exc.error_count()} errors)") from None
+
+    # -- GraphQL ---------------------------------------------------------------------
+
+    async def _fetch_graphql(self, run: _Run, wanted: Mapping[str, tuple[str, str]]) -> None:
+        items = list(wanted.items())
+        size = self._config.github.batch_size
+        for start in range(0, len(items), size):
+            batch = items[start:start + size]
+            if self._stop_message is not None:
+                self._mark_missing(run, [k for k, _ in batch])
+                continue
+            if run.auth_error is not None:
+                for key, _ in batch:
+                    run.result.failed[key] = run.auth_error
+                continue
+            try:
+                fallback = await self._graphql_batch(run, batch)
+            except _Stopped:
+                self._mark_missing(run, [k for k, _ in batch])
+                continue
+            except _AuthFailed as exc:
+                for key, _ in batch:
+                    run.result.failed[key] = str(exc)
+                continue
+            except FetchError as exc:
+                for key, _ in batch:
+                    run.result.failed[key] = str(exc)
+                continue
+            if fallback:
+                await self._fetch_rest(run, {k: wanted[k] for k in fallback}, {})
+
+    async def _graphql_batch(self, run: _Run,
+                             batch: Sequence[tuple[str, tuple[str, str]]]) -> list[str]:
+        """One GraphQL query for ``batch``; returns keys to ask REST about instead."""
+        query, variables = build_graphql_query([pair for _, pair in batch])
+        body = json.dumps({"query": query, "variables": variables}).encode()
+        ans = await self._exchange(run, "POST", self._graphql_url, content=body,
+                                   headers={"Content-Type": "application/json"}, graphql=True,
+                                   parse=_graphql_document)
+        if ans.status == 401:
+            raise self._auth_error(run, ans)
+        if ans.status != 200:
+            raise FetchError(f"GitHub GraphQL answered HTTP {ans.status}: {_clip(ans.message())}",
+                             url=str(ans.url), status=ans.status,
+                             transient=is_transient(ans.status))
+        doc: dict[str, Any] = ans.parsed
+        raw_data = doc.get("data")
+        data: dict[str, Any] = raw_data if isinstance(raw_data, dict) else {}
+        errors = [e for e in doc.get("errors") or [] if isinstance(e, dict)]
+        by_alias: dict[str, dict[str, Any]] = {}
+        general: list[str] = []
+        for err in errors:
+            path = err.get("path")
+            if isinstance(path, list) and path and isinstance(path[0], str):
+                by_alias.setdefault(path[0], err)
+            else:
+                general.append(_clip(str(err.get("message", ""))))
+        fallback: list[str] = []
+        for i, (key, _pair) in enumerate(batch):
+            alias = f"r{i}"
+            node = data.get(alias)
+            alias_err = by_alias.get(alias)
+            if isinstance(node, dict):
+                try:
+                    run.result.records[key] = self._record_from_graphql(key, node)
+                except _Garbage as exc:
+                    run.result.failed[key] = f"GitHub GraphQL gave an unusable record: {exc}"
+            elif alias_err is not None:
+                etype = str(alias_err.get("type", ""))
+                message = str(alias_err.get("message", ""))
+                if etype == "NOT_FOUND":
+                    run.result.records[key] = Repo(status="not_found", fetched_at=_now())
+                elif etype == "UNAVAILABLE_FOR_LEGAL_REASONS" or "blocked" in message.lower():
+                    run.result.records[key] = Repo(status="unavailable", fetched_at=_now())
+                else:
+                    # Undocumented per-repository error (how GraphQL shows a blocked
+                    # repository is unverified): REST has documented answers (404, 451).
+                    logger.debug("github GraphQL error %s for %s; asking REST", etype, key)
+                    fallback.append(key)
+            else:
+                why = "; ".join(m for m in general if m) or "no data and no error"
+                run.result.failed[key] = f"GitHub GraphQL returned nothing for {key}: {why}"
+            run.done.add(key)
+        remaining = ratelimit_remaining(ans.headers)
+        logger.debug("github GraphQL batch of %d: %d records, remaining %s", len(batch),
+                     sum(1 for k, _ in batch if k in run.result.records), remaining)
+        return fallback
+
+    def _record_from_graphql(self, key: str, node: dict[str, Any]) -> Repo:
+        if not isinstance(node.get("nameWithOwner"), str):
+            raise _Garbage("no nameWithOwner")
+        lic = node.get("licenseInfo")
+        topics_conn = node.get("repositoryTopics")
+        topics: list[Any] = []
+        if isinstance(topics_conn, dict):
+            for n in topics_conn.get("nodes") or []:
+                if isinstance(n, dict) and isinstance(n.get("topic"), dict):
+                    topics.append(n["topic"].get("name"))
+        lang = node.get("primaryLanguage")
+        return self._make_repo(key, {
+            "full_name": node["nameWithOwner"],
+            "html_url": node.get("url"),
+            "description": node.get("description"),
+            "homepage": node.get("homepageUrl"),
+            "stars": node.get("stargazerCount"),
+            "forks": node.get("forkCount"),
+            "license": _license(lic.get("spdxId"), lic.get("name"))
+            if isinstance(lic, dict) else None,
+            "topics": topics,
+            "language": lang.get("name") if isinstance(lang, dict) else None,
+            "archived": node.get("isArchived"),
+            "fork": node.get("isFork"),
+            "pushed_at": node.get("pushedAt"),
+        })
+
+    # -- one request, with retries and rate limits ------------------------------------
+
+    async def _exchange(self, run: _Run, method: str, url: httpx.URL, *,
+                        headers: Mapping[str, str] | None = None, content: bytes | None = None,
+                        graphql: bool = False,
+                        parse: Callable[[_Answer], Any] | None = None) -> _Answer:
+        """Send one request until it gets an answer worth interpreting.
+
+        Retries connection errors, timeouts, transient statuses and garbage
+        bodies (``parse`` raising :class:`_Garbage` on a 200; its value lands in
+        ``parsed``) up to ``http.max_retries`` times with jittered exponential
+        backoff; waits out rate limits within the budget (or stops the run);
+        returns anything else (200, 304, redirects, 4xx) to the caller.
+        """
+        cfg = self._config.http
+        failures = 0
+        limited = 0
+        while True:
+            await self._wait_gate()
+            try:
+                ans = await self._send(run, method, url, headers, content)
+            except _TooLarge as exc:
+                raise FetchError(str(exc), url=str(url), transient=False) from None
+            except (httpx.RequestError, TimeoutError) as exc:
+                problem = f"{type(exc).__name__} talking to {url.host}"
+                status = None
+            else:
+                self._note_quota(ans)
+                verdict = self._rate_limit_of(ans, graphql)
+                if verdict is not None:
+                    limited += 1
+                    self._pause_for(run, verdict, ans, limited)
+                    continue
+                run.secondary_streak = 0
+                problem, status = "", ans.status
+                if is_transient(ans.status):
+                    problem = f"HTTP {ans.status} from {url.host}"
+                elif ans.status == 200 and parse is not None:
+                    try:
+                        ans.parsed = parse(ans)
+                    except _Garbage as exc:
+                        problem = f"{exc} from {url.host}"
+                if not problem:
+                    return ans
+            failures += 1
+            if failures > cfg.max_retries:
+                raise FetchError(f"GitHub request failed after {failures} attempts: {problem}",
+                                 url=str(url), status=status, attempt=failures)
+            delay = backoff(failures - 1, cfg.backoff, cfg.backoff_max, self._rng)
+            logger.debug("github %s %s: %s; retry %d in %.2fs", method, url.path, problem,
+                         failures, delay)
+            await asyncio.sleep(delay)
+
+    async def _send(self, run: _Run, method: str, url: httpx.URL,
+                    headers: Mapping[str, str] | None, content: bytes | None) -> _Answer:
+        """One HTTP request with the body capped at ``http.max_bytes``."""
+        if self._stop_message is not None:
+            raise _Stopped
+        hdrs = dict(self._headers)
+        hdrs.update(headers or {})
+        hdrs.update(self._authorization(url))
+        limit = self._config.http.max_bytes
+        run.result.requests += 1
+        # httpx's timeout bounds each read; this bounds a server that drips bytes.
+        deadline = self._config.http.timeout * 3
+        async with asyncio.timeout(deadline):
+            async with self._client.stream(method, url, headers=hdrs, content=content,
+                                           timeout=self._timeout,
+                                           follow_redirects=False) as resp:
+                declared = resp.headers.get("content-length")
+                if declared and declared.isdigit() and int(declared) > limit:
+                    raise _TooLarge(f"GitHub answer larger than http.max_bytes ({limit} bytes)")
+                buf = bytearray()
+                async for chunk in resp.aiter_bytes():
+                    buf += chunk
+                    if len(buf) > limit:
+                        raise _TooLarge(
+                            f"GitHub answer larger than http.max_bytes ({limit} bytes)")
+        logger.debug("github %s %s -> %d (%d bytes)", method, url.path, resp.status_code,
+                     len(buf))
+        return _Answer(resp.status_code, resp.headers, bytes(buf), url)
+
+    def _authorization(self, url: httpx.URL) -> dict[str, str]:
+        """The Authorization header for ``url``: only on the configured API origins."""
+        if self._token and _origin(url) in self._token_origins:
+            return {"Authorization": f"Bearer {self._token}"}
+        return {}
+
+    def _rate_limit_of(self, ans: _Answer, graphql: bool) -> RateLimit | None:
+        if graphql and ans.status == 200:
+            try:
+                doc = json.loads(ans.body)
+            except (ValueError, UnicodeDecodeError):
+                return None
+            if not isinstance(doc, dict):
+                return None
+            errors = [e for e in doc.get("errors") or [] if isinstance(e, dict)]
+            data = doc.get("data")
+            throttled = any(
+                str(e.get("type", "")) in GRAPHQL_RATE_LIMIT_TYPES
+                or "rate limit" in str(e.get("message", "")).lower()
+                for e in errors if not e.get("path"))
+            if not throttled or (isinstance(data, dict) and any(
+                    v is not None for k, v in data.items() if k != "rateLimit")):
+                return None
+            return github_rate_limit(ans.status, ans.headers, ans.message(), throttled=True)
+        return github_rate_limit(ans.status, ans.headers, ans.message())
+
+    def _note_quota(self, ans: _Answer) -> None:
+        """After a good answer that spent the last of the quota, do not ask again before reset."""
+        if ans.status in (403, 429) or ratelimit_remaining(ans.headers) != 0:
+            return
+        reset = ratelimit_reset(ans.headers)
+        if reset is None:
+            return
+        wait = reset.timestamp() - time.time()
+        if wait > 0:
+            self._pause(wait + self.reset_margin, reset, primary=True,
+                        why="the GitHub API rate limit is spent")
+
+    def _pause_for(self, run: _Run, verdict: RateLimit, ans: _Answer, limited: int) -> None:
+        """Wait as a rate limit asks (charged to the budget), or stop the run."""
+        gh = self._config.github
+        reset = verdict.reset_at
+        kind = "primary" if verdict.primary else "secondary"
+        if limited > self._config.http.max_retries:
+            # GitHub: continuing while rate limited may get the integration banned.
+            self._stop(f"GitHub kept answering with {kind} rate limits ({limited} in a row)",
+                       reset, primary=verdict.primary, over_budget=False)
+            raise _Stopped
+        if verdict.wait is not None:
+            wait = verdict.wait + (self.reset_margin if verdict.until_reset else 0.0)
+        else:
+            wait = gh.secondary_wait * (2 ** run.secondary_streak)
+            run.secondary_streak += 1
+        if reset is None and verdict.wait is not None:
+            reset = datetime.fromtimestamp(time.time() + verdict.wait, tz=UTC)
+        self._pause(wait, reset, primary=verdict.primary, why=f"GitHub {kind} rate limit")
+        if self._stop_message is not None:
+            raise _Stopped
+        logger.info("GitHub %s rate limit (HTTP %d); waiting %.1fs (%.1fs of %gs budget used)",
+                    kind, ans.status, wait, self._budget.spent, gh.max_wait)
+
+    def _pause(self, wait: float, reset: datetime | None, *, primary: bool, why: str) -> None:
+        """Hold every request until ``wait`` seconds from now, if the budget affords it."""
+        loop_now = time.monotonic()
+        target = loop_now + wait
+        if target <= self._resume_at:
+            return  # an earlier pause already covers it
+        extra = target - max(loop_now, self._resume_at)
+        if not self._budget.allows(extra):
+            self._stop(why, reset, primary=primary)
+            return
+        self._budget.spend(extra)
+        self._resume_at = target
+
+    def _stop(self, why: str, reset: datetime | None, *, primary: bool,
+              over_budget: bool = True) -> None:
+        """Stop all GitHub fetching for this run; the message names the reset time if known."""
+        if self._stop_message is not None:
+            return
+        budget = self._config.github.max_wait
+        if not over_budget:
+            when = f" (the limit resets at {_fmt_time(reset)})" if reset is not None else ""
+            msg = f"{why}; not fetched this run{when}"
+        elif reset is not None:
+            msg = (f"{why}; waiting until it resets at {_fmt_time(reset)} would exceed "
+                   f"github.max_wait ({budget:g}s); not fetched this run")
+        else:
+            msg = (f"{why}; the github.max_wait budget ({budget:g}s) is used up; "
+                   "not fetched this run")
+        self._stop_message = msg
+        self._stop_reset = reset
+        self._stop_ends_at_reset = primary and reset is not None
+        logger.warning("%s", msg)
+
+    def _clear_stale_stop(self) -> None:
+        """A stop caused by a spent quota ends at its reset; a spent budget lasts the run."""
+        if (self._stop_message is not None and self._stop_reset is not None
+                and self._stop_ends_at_reset and _now() >= self._stop_reset):
+            self._stop_message = None
+            self._stop_reset = None
+
+    def _mark_missing(self, run: _Run, keys: Sequence[str]) -> None:
+        for key in keys:
+            if key not in run.result.records and key not in run.result.not_modified:
+                run.result.missing[key] = self._stop_message or "not fetched"
+        if self._stop_reset is not None:
+            run.result.rate_limit_reset = self._stop_reset
+
+    async def _wait_gate(self) -> None:
+        while True:
+            if self._stop_message is not None:
+                raise _Stopped
+            delay = self._resume_at - time.monotonic()
+            if delay <= 0:
+                return
+            await asyncio.sleep(delay)
+
+    def _auth_error(self, run: _Run, ans: _Answer) -> _AuthFailed:
+        if self._token:
+            msg = ("GitHub rejected the token (401): check the variable named by "
+                   "github.token_env")
+        else:
+            msg = f"GitHub answered 401 without a token: {_clip(ans.message())}"
+        run.auth_error = msg
+        return _AuthFailed(msg)
+
+
+def _graphql_document(ans: _Answer) -> dict[str, Any]:
+    doc = ans.json()
+    if not isinstance(doc, dict) or not ("data" in doc or "errors" in doc):
+        raise _Garbage("a GraphQL answer without data or errors")
+    return doc
+
+
+def _license(spdx_id: Any, name: Any) -> dict[str, Any]:
+    """``{spdx_id, name}``; GitHub's ``NOASSERTION`` (an unrecognised licence) is no id."""
+    spdx = spdx_id if isinstance(spdx_id, str) and spdx_id != "NOASSERTION" else None
+    return {"spdx_id": spdx, "name": name if isinstance(name, str) else None}
