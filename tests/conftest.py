@@ -11,6 +11,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from fakeapi.arxiv import arxiv_server  # noqa: F401
+from fakeapi.github import github_server  # noqa: F401
 
 
 @pytest.fixture(autouse=True)

@@ -1,0 +1,601 @@
+"""Fetch paper metadata from the arXiv query API, politely and without losing answers.
+
+Why it looks the way it does (facts in the project's ``api-facts.md``):
+
+- **The arxiv package does the HTTP and the Atom parsing**, configured so that it owns
+  neither retries nor spacing (``num_retries=0``, ``delay_seconds=0``): stacking our
+  retries on top of its own would multiply requests against arXiv's 3-second rule.
+  Its ``requests`` session is replaced by :class:`_ArxivSession`, which sets the
+  timeout the package never sets, sends our User-Agent, never sends credentials
+  (not even from ``~/.netrc``), caps the body at ``http.max_bytes`` and keeps the raw
+  reply, because the package throws away what we need: the parser silently drops
+  Error entries (they have no ``<published>``) and a non-200 status loses its
+  ``Retry-After`` header.
+- **One request at a time, spaced.** Every request to one arXiv host, from any fetcher
+  in the process, goes through a process-wide gate: one request in flight, and at
+  least ``arxiv.min_interval`` from the *end* of one request to the start of the next
+  (so starts are at least that far apart too, retries included).
+- **Off the event loop.** The blocking client runs in a worker thread
+  (:func:`asyncio.to_thread`), so GitHub fetching proceeds meanwhile.
+- **Answers are matched by entry id, never by position**: arXiv returns entries sorted
+  by date and silently drops ids that do not exist. ``max_results`` is always the
+  batch size, since the API's default of 10 truncates longer lists.
+
+Verdicts per id:
+
+- found -> ``Paper(status="ok")``; absent from a 200 reply -> ``Paper(status="not_found")``.
+- **Empty-page rule**: a 200 with *no* usable entry for a batch of two or more ids is
+  asked once more before it is believed, because arXiv sporadically serves empty pages
+  (arxiv.py#83); an empty answer for a single id is an ordinary ``not_found``.
+- An id arXiv rejects as malformed (HTTP 400, or an older-style 200, carrying an
+  ``/api/errors#incorrect_id_format_for_X`` entry) goes to ``failed`` with
+  ``arXiv says: incorrect id format for X``; the rest of its batch is asked again
+  without it. When the Error entry names no id of the batch, the batch is bisected.
+  A 400 is never retried as such. A 414 (URL too long) splits the batch in two.
+- Transient failures (429, 5xx, 408, connection reset, timeout, truncated or non-Atom
+  body, a 200 reading ``Rate exceeded.``) are retried up to ``http.max_retries`` times
+  with exponential backoff from ``http.backoff`` capped at ``http.backoff_max``. A
+  ``Retry-After`` up to ``http.backoff_max`` is honoured exactly; a longer one (arXiv
+  throttles for hours at times) stops arXiv fetching for the run: the batch and every
+  later one go to ``missing`` and ``rate_limit_reset`` says when to come back.
+- Retries exhausted -> the batch's ids go to ``failed`` with the status, the URL
+  (no query) and the attempt count, and later batches are not attempted (``missing``):
+  a down or throttling API is not hammered batch after batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import threading
+import time
+import xml.etree.ElementTree as ET
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
+from urllib.parse import unquote, urlsplit, urlunsplit
+
+import arxiv
+import requests
+
+from .._version import USER_AGENT
+from ..config import Config
+from ..models import Paper
+from . import FetchResult
+from .policy import backoff, is_transient, retry_after_seconds
+
+log = logging.getLogger(__name__)
+
+_ATOM = "{http://www.w3.org/2005/Atom}"
+_NEW_ID = re.compile(r"^(\d{4}\.\d{4,5})(v\d+)?$")
+_OLD_ID = re.compile(r"^([a-z]+(?:-[a-z]+)*)(?:\.[A-Za-z]{2})?/(\d{7})(v\d+)?$")
+_VERSION = re.compile(r"^(.+?)(v(\d+))?$")
+_ERROR_ANCHOR = re.compile(rb"<id>\s*[^<]*/api/errors#([^<\s]*)\s*</id>")
+_ERROR_SUMMARY = re.compile(rb"<summary[^>]*>(.*?)</summary>", re.S)
+_ID_FORMAT = "incorrect_id_format_for_"
+
+
+class _Stopped(Exception):
+    """The caller cancelled the fetch; stop at the next wait."""
+
+
+class _TooLarge(Exception):
+    """The reply is larger than ``http.max_bytes``."""
+
+
+class _BadBody(Exception):
+    """A 200 whose body is not a complete Atom feed (garbage, truncated, plain text)."""
+
+
+class _ErrorFeed(Exception):
+    """A 200 carrying arXiv's Error entry (the older shape of a 400)."""
+
+    def __init__(self, named: str | None, message: str):
+        super().__init__(message)
+        self.named = named
+        self.message = message
+
+
+# -- the process-wide gate ---------------------------------------------------------------
+
+
+class _Gate:
+    """Turn-taking for one arXiv host: one request in flight, spaced by ``min_interval``.
+
+    arXiv's terms ask for a single connection at a time and one request every three
+    seconds across everything a user runs; sharing the gate process-wide keeps two
+    fetchers (two ``Enricher`` objects, say) from doubling the rate.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._last_end: float | None = None
+
+    @contextmanager
+    def turn(self, min_interval: float, stop: threading.Event) -> Iterator[None]:
+        while not self._lock.acquire(timeout=0.05):
+            if stop.is_set():
+                raise _Stopped
+        try:
+            if self._last_end is not None:
+                wait = self._last_end + min_interval - time.monotonic()
+                if wait > 0:
+                    log.debug("arXiv spacing: waiting %.2f s", wait)
+                    if stop.wait(wait):
+                        raise _Stopped
+            try:
+                yield
+            finally:
+                self._last_end = time.monotonic()
+        finally:
+            self._lock.release()
+
+
+_GATES: dict[str, _Gate] = {}
+_GATES_LOCK = threading.Lock()
+
+
+def _gate_for(url: str) -> _Gate:
+    parts = urlsplit(url)
+    key = f"{parts.scheme}://{(parts.hostname or '').lower()}:{parts.port or ''}"
+    with _GATES_LOCK:
+        return _GATES.setdefault(key, _Gate())
+
+
+# -- the session -------------------------------------------------------------------------
+
+
+@dataclass
+class _Exchange:
+    """One HTTP reply as received (the body already capped and read)."""
+
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+
+
+class _NoAuth(requests.auth.AuthBase):
+    """Strips any Authorization header; also keeps requests from reading ``~/.netrc``."""
+
+    def __call__(self, r: requests.PreparedRequest) -> requests.PreparedRequest:
+        r.headers.pop("Authorization", None)
+        return r
+
+
+class _ArxivSession(requests.Session):
+    """A session that is safe to hand to ``arxiv.Client``: see the module docstring."""
+
+    def __init__(self, *, timeout: float, max_bytes: int, user_agent: str, gate: _Gate,
+                 min_interval: float, stop: Callable[[], threading.Event]) -> None:
+        super().__init__()
+        self.timeout = timeout
+        self.max_bytes = max_bytes
+        self.user_agent = user_agent
+        self.gate = gate
+        self.min_interval = min_interval
+        self._stop = stop
+        self.sent = 0
+        self.last: _Exchange | None = None
+        self.headers["User-Agent"] = user_agent
+
+    def request(self, method: str | bytes, url: str | bytes,
+                *args: Any, **kwargs: Any) -> requests.Response:
+        kwargs["timeout"] = (self.timeout, self.timeout)
+        kwargs["headers"] = {"User-Agent": self.user_agent, "Accept": "application/atom+xml"}
+        kwargs["auth"] = _NoAuth()
+        kwargs["stream"] = True
+        self.last = None
+        with self.gate.turn(self.min_interval, self._stop()):
+            self.sent += 1
+            started = time.monotonic()
+            resp = super().request(method, url, *args, **kwargs)
+            try:
+                body = self._read_capped(resp, started)
+            finally:
+                resp.close()
+        resp._content = body
+        self.last = _Exchange(resp.status_code, dict(resp.headers), body)
+        if resp.status_code == 200:
+            # Checked here, for every page, because the arxiv parser recovers from broken
+            # XML (a truncated reply would pass as a short or partial answer) and drops
+            # Error entries (they have no <published>).
+            error = _error_entry(body)
+            if error is not None:
+                raise _ErrorFeed(*error)
+            problem = _not_a_feed(body)
+            if problem is not None:
+                raise _BadBody(problem)
+        return resp
+
+    def _read_capped(self, resp: requests.Response, started: float) -> bytes:
+        declared = resp.headers.get("Content-Length", "")
+        if declared.isdigit() and int(declared) > self.max_bytes:
+            raise _TooLarge(f"reply of {declared} bytes exceeds http.max_bytes={self.max_bytes}")
+        buf = bytearray()
+        for chunk in resp.iter_content(chunk_size=64 * 1024):
+            buf += chunk
+            if len(buf) > self.max_bytes:
+                raise _TooLarge(f"reply exceeds http.max_bytes={self.max_bytes}")
+            if time.monotonic() - started > self.timeout:
+                raise requests.exceptions.ReadTimeout(
+                    f"reading the reply took longer than {self.timeout:g} s")
+        return bytes(buf)
+
+
+# -- one attempt -------------------------------------------------------------------------
+
+_Kind = Literal["ok", "bad_id", "too_long", "transient", "final"]
+
+
+@dataclass
+class _Reply:
+    kind: _Kind
+    message: str = ""
+    results: list[Any] = field(default_factory=list)
+    status: int | None = None
+    retry_after: float | None = None
+    bad_id: str | None = None
+
+
+@dataclass
+class _Run:
+    """What one ``fetch`` call has learned, keyed by the id sent to arXiv."""
+
+    records: dict[str, Paper] = field(default_factory=dict)
+    failed: dict[str, str] = field(default_factory=dict)
+    missing: dict[str, str] = field(default_factory=dict)
+    stop_reason: str | None = None
+    rate_limit_reset: datetime | None = None
+
+
+class ArxivFetcher:
+    """Turns canonical arXiv ids into :class:`~enrich.models.Paper` records.
+
+    One fetcher holds one HTTP session; :meth:`close` releases it. Calls to
+    :meth:`fetch` on one fetcher are serialised.
+    """
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self._api_url = config.arxiv.api_url
+        self._safe_url = _safe_url(self._api_url)
+        self._stop_event = threading.Event()
+        self._busy = threading.Lock()
+        self.session = _ArxivSession(
+            timeout=config.http.timeout,
+            max_bytes=config.http.max_bytes,
+            user_agent=config.http.user_agent or USER_AGENT,
+            gate=_gate_for(self._api_url),
+            min_interval=config.arxiv.min_interval,
+            stop=lambda: self._stop_event,
+        )
+        self.client = arxiv.Client(page_size=config.arxiv.batch_size, delay_seconds=0.0,
+                                   num_retries=0)
+        sep = "&" if "?" in self._api_url else "?"
+        self.client.query_url_format = (
+            self._api_url.replace("{", "{{").replace("}", "}}") + sep + "{}")
+        self.client._session = self.session
+
+    # -- public ------------------------------------------------------------------------
+
+    async def fetch(self, ids: Sequence[str]) -> FetchResult[Paper]:
+        """Fetch ``ids`` (canonical, without version) in a worker thread."""
+        stop = threading.Event()
+        try:
+            return await asyncio.to_thread(self._fetch_sync, list(ids), stop)
+        except asyncio.CancelledError:
+            stop.set()
+            self._stop_event.set()
+            raise
+
+    def close(self) -> None:
+        self._stop_event.set()
+        self.session.close()
+
+    # -- the work ----------------------------------------------------------------------
+
+    def _fetch_sync(self, ids: list[str], stop: threading.Event) -> FetchResult[Paper]:
+        with self._busy:
+            self._stop_event = stop
+            sent_before = self.session.sent
+            result: FetchResult[Paper] = FetchResult()
+            keys_by_sent: dict[str, list[str]] = {}
+            for key in dict.fromkeys(ids):
+                sent = canonical_query_id(key)
+                if sent is None:
+                    result.failed[key] = f"not an arXiv id: {key!r}"
+                    continue
+                keys_by_sent.setdefault(sent, []).append(key)
+            run = _Run()
+            todo = list(keys_by_sent)
+            size = self.config.arxiv.batch_size
+            try:
+                for n in range(0, len(todo), size):
+                    batch = todo[n:n + size]
+                    if run.stop_reason is not None:
+                        run.missing.update(dict.fromkeys(batch, run.stop_reason))
+                        continue
+                    self._resolve(batch, run, stop)
+            except _Stopped:
+                done = run.records.keys() | run.failed.keys() | run.missing.keys()
+                run.missing.update({s: "cancelled" for s in todo if s not in done})
+            for sent, keys in keys_by_sent.items():
+                for key in keys:
+                    if sent in run.records:
+                        result.records[key] = run.records[sent]
+                    elif sent in run.failed:
+                        result.failed[key] = run.failed[sent]
+                    elif sent in run.missing:
+                        result.missing[key] = run.missing[sent]
+                    else:  # pragma: no cover - every id gets a verdict above
+                        result.failed[key] = "no answer for this id"
+            result.requests = self.session.sent - sent_before
+            result.rate_limit_reset = run.rate_limit_reset
+            log.info("arXiv: %d ids, %d requests, %d ok, %d not found, %d failed, %d missing",
+                     len(ids), result.requests,
+                     sum(r.status == "ok" for r in result.records.values()),
+                     sum(r.status == "not_found" for r in result.records.values()),
+                     len(result.failed), len(result.missing))
+            return result
+
+    def _resolve(self, batch: list[str], run: _Run, stop: threading.Event) -> None:
+        """Settle every id of ``batch``: a record, a failure, or missing."""
+        queue: list[list[str]] = [batch]
+        while queue:
+            ids = queue.pop(0)
+            if run.stop_reason is not None:
+                run.missing.update(dict.fromkeys(ids, run.stop_reason))
+                continue
+            attempt = 0
+            confirmed_empty = False
+            while ids:
+                reply = self._attempt(ids)
+                if reply.kind == "ok":
+                    found = self._match(reply.results, ids)
+                    if not found and len(ids) > 1 and not confirmed_empty:
+                        confirmed_empty = True
+                        log.info("arXiv answered no entry for %d ids; asking once more", len(ids))
+                        self._sleep(backoff(0, self.config.http.backoff,
+                                            self.config.http.backoff_max), stop)
+                        continue
+                    now = datetime.now(UTC)
+                    for i in ids:
+                        run.records[i] = found.get(i) or Paper(status="not_found", fetched_at=now)
+                    break
+                if reply.kind == "bad_id":
+                    if reply.bad_id in ids:
+                        run.failed[reply.bad_id] = f"arXiv says: {reply.message}"
+                        ids = [i for i in ids if i != reply.bad_id]
+                        attempt, confirmed_empty = 0, False
+                        continue
+                    if len(ids) == 1:
+                        run.failed[ids[0]] = f"arXiv says: {reply.message}"
+                        break
+                    mid = len(ids) // 2
+                    queue[:0] = [ids[:mid], ids[mid:]]
+                    break
+                if reply.kind == "too_long":
+                    if len(ids) == 1:
+                        run.failed[ids[0]] = self._message(reply, attempt + 1)
+                        break
+                    mid = len(ids) // 2
+                    log.info("arXiv answered 414 for %d ids; splitting the batch", len(ids))
+                    queue[:0] = [ids[:mid], ids[mid:]]
+                    break
+                if reply.kind == "final":
+                    msg = self._message(reply, attempt + 1)
+                    run.failed.update(dict.fromkeys(ids, msg))
+                    if reply.status is not None:  # a status, not a body that is too large
+                        self._trip(run, msg)
+                    break
+                # transient
+                attempt += 1
+                cap = self.config.http.backoff_max
+                if reply.retry_after is not None and reply.retry_after > cap:
+                    msg = (f"arXiv rate limit: HTTP {reply.status} asks to wait "
+                           f"{reply.retry_after:.0f} s (more than http.backoff_max={cap:g} s); "
+                           f"stopped fetching from {self._safe_url} for this run")
+                    run.missing.update(dict.fromkeys(ids, msg))
+                    run.rate_limit_reset = datetime.now(UTC) + timedelta(
+                        seconds=reply.retry_after)
+                    self._trip(run, msg)
+                    break
+                if attempt > self.config.http.max_retries:
+                    msg = self._message(reply, attempt)
+                    run.failed.update(dict.fromkeys(ids, msg))
+                    self._trip(run, msg)
+                    break
+                wait = (reply.retry_after if reply.retry_after is not None
+                        else backoff(attempt - 1, self.config.http.backoff, cap))
+                log.info("arXiv: %s; retry %d/%d in %.2f s", reply.message, attempt,
+                         self.config.http.max_retries, wait)
+                self._sleep(wait, stop)
+
+    def _attempt(self, ids: list[str]) -> _Reply:
+        """One request for ``ids``, classified; never raises for HTTP or network trouble."""
+        search = arxiv.Search(id_list=ids, max_results=len(ids))
+        self.client.page_size = len(ids)
+        try:
+            results = list(self.client.results(search))
+        except arxiv.HTTPError as exc:
+            return self._classify_status(int(exc.status))
+        except arxiv.UnexpectedEmptyPageError:
+            return _Reply("transient", "arXiv served an unexpected empty page")
+        except _TooLarge as exc:
+            return _Reply("final", str(exc))
+        except _ErrorFeed as exc:
+            return _Reply("bad_id", exc.message, status=200, bad_id=exc.named)
+        except _BadBody as exc:
+            return _Reply("transient", f"HTTP 200 with {exc}", status=200)
+        except requests.exceptions.Timeout:
+            return _Reply("transient", f"timed out after {self.config.http.timeout:g} s")
+        except requests.exceptions.RequestException as exc:
+            return _Reply("transient", f"connection failed ({type(exc).__name__})")
+        return _Reply("ok", results=results, status=200)
+
+    def _classify_status(self, status: int) -> _Reply:
+        last = self.session.last
+        body = last.body if last is not None else b""
+        headers = last.headers if last is not None else {}
+        error = _error_entry(body)
+        if error is not None:
+            return _Reply("bad_id", error[1], status=status, bad_id=error[0])
+        if status == 414:
+            return _Reply("too_long", "HTTP 414 (URL too long)", status=status)
+        if is_transient(status) or status >= 500:
+            text = body[:60].decode("utf-8", "replace").strip()
+            detail = f" {text!r}" if text and not text.startswith("<") else ""
+            return _Reply("transient", f"HTTP {status}{detail}", status=status,
+                          retry_after=retry_after_seconds(_lower(headers)))
+        return _Reply("final", f"HTTP {status}", status=status)
+
+    def _match(self, results: list[Any], ids: list[str]) -> dict[str, Paper]:
+        wanted = set(ids)
+        now = datetime.now(UTC)
+        found: dict[str, Paper] = {}
+        for r in results:
+            key, version = split_entry_id(str(r.entry_id))
+            if key not in wanted:
+                log.debug("arXiv returned %s, which was not asked for", r.entry_id)
+                continue
+            found[key] = _paper(r, key, version, now)
+        return found
+
+    def _message(self, reply: _Reply, attempts: int) -> str:
+        plural = "s" if attempts != 1 else ""
+        return (f"arXiv query failed: {reply.message} from {self._safe_url} "
+                f"({attempts} attempt{plural})")
+
+    @staticmethod
+    def _trip(run: _Run, msg: str) -> None:
+        if run.stop_reason is None:
+            run.stop_reason = f"not attempted: an earlier arXiv batch failed ({msg})"
+
+    @staticmethod
+    def _sleep(seconds: float, stop: threading.Event) -> None:
+        if seconds > 0 and stop.wait(seconds):
+            raise _Stopped
+
+
+# -- helpers -----------------------------------------------------------------------------
+
+
+def canonical_query_id(key: str) -> str | None:
+    """The id to put in ``id_list`` for ``key``; None if it cannot be one.
+
+    The version is dropped (we want the latest) and an old-style subject class too:
+    ``math.GT/0309136`` -> ``math/0309136``, the only form arXiv documents as canonical.
+    Anything else without spaces or commas is sent as is, for arXiv to judge.
+    """
+    raw = key.strip()
+    if not raw or any(c in raw for c in ", \t\r\n"):
+        return None
+    m = _NEW_ID.match(raw)
+    if m:
+        return m.group(1)
+    m = _OLD_ID.match(raw)
+    if m:
+        return f"{m.group(1)}/{m.group(2)}"
+    return raw
+
+
+def split_entry_id(entry_id: str) -> tuple[str, str | None]:
+    """``http://arxiv.org/abs/math/0309136v2`` -> ``("math/0309136", "v2")``."""
+    short = entry_id.strip().split("/abs/", 1)[-1]
+    m = _VERSION.match(short)
+    if m is None:  # pragma: no cover - the pattern matches any non-empty string
+        return short, None
+    return m.group(1), (f"v{m.group(3)}" if m.group(3) else None)
+
+
+def _paper(r: Any, key: str, version: str | None, now: datetime) -> Paper:
+    pdf = str(r.pdf_url) if r.pdf_url else f"https://arxiv.org/pdf/{key}"
+    return Paper(
+        status="ok",
+        title=_one_line(r.title),
+        authors=[n for a in r.authors if (n := _one_line(a.name))],
+        abstract=clean_abstract(r.summary or ""),
+        published=r.published,
+        updated=r.updated,
+        latest_version=version,
+        primary_category=r.primary_category or None,
+        categories=list(r.categories),
+        doi=_one_line(r.doi),
+        journal_ref=_one_line(r.journal_ref),
+        comment=_one_line(r.comment),
+        abs_url=f"https://arxiv.org/abs/{key}",
+        pdf_url=re.sub(r"^http://(?=(?:export\.)?arxiv\.org/)", "https://", pdf),
+        fetched_at=now,
+    )
+
+
+def _one_line(text: str | None) -> str | None:
+    if text is None:
+        return None
+    out = " ".join(text.split())
+    return out or None
+
+
+def clean_abstract(summary: str) -> str:
+    """Unwrap arXiv's hard line breaks, keeping paragraphs.
+
+    A blank line, or a line break followed by an indented line (how arXiv abstracts mark
+    a new paragraph), separates paragraphs; other whitespace collapses to one space.
+    """
+    paragraphs = re.split(r"\n[ \t]*\n|\n(?=[ \t]{2,}\S)", summary.strip())
+    return "\n\n".join(p for p in (" ".join(q.split()) for q in paragraphs) if p)
+
+
+def _error_entry(body: bytes) -> tuple[str | None, str] | None:
+    """``(id named, message)`` if the body carries an arXiv Error entry, else None.
+
+    Looked for in the raw body whatever the status, since the arxiv parser drops
+    Error entries (no ``<published>``).
+    """
+    m = _ERROR_ANCHOR.search(body)
+    if m is None:
+        return None
+    anchor = unquote(m.group(1).decode("utf-8", "replace"))
+    s = _ERROR_SUMMARY.search(body, m.end())
+    message = (" ".join(_unescape(s.group(1).decode("utf-8", "replace")).split())
+               if s else anchor.replace("_", " "))
+    named = _unescape(anchor[len(_ID_FORMAT):]) if anchor.startswith(_ID_FORMAT) else None
+    return named, message or "arXiv API error"
+
+
+def _unescape(text: str) -> str:
+    return (text.replace("&lt;", "<").replace("&gt;", ">").replace("&quot;", '"')
+            .replace("&apos;", "'").replace("&amp;", "&"))
+
+
+def _not_a_feed(body: bytes) -> str | None:
+    """Why ``body`` is not a complete Atom feed, or None if it is one.
+
+    The arxiv parser recovers from broken XML and returns whatever entries it got, so
+    a truncated reply would pass as a short answer: check well-formedness ourselves.
+    """
+    if body.lstrip().startswith(b"Rate exceeded"):
+        return "the plain-text throttle reply 'Rate exceeded.'"
+    try:
+        root = ET.fromstring(body)
+    except ET.ParseError as exc:
+        return f"a body that is not well-formed XML ({len(body)} bytes: {exc})"
+    if root.tag != f"{_ATOM}feed":
+        return f"a body that is not an Atom feed (root <{root.tag}>)"
+    return None
+
+
+def _lower(headers: Mapping[str, str]) -> dict[str, str]:
+    return {k.lower(): v for k, v in headers.items()}
+
+
+def _safe_url(url: str) -> str:
+    """The URL without credentials, query or fragment: fit for messages and logs."""
+    parts = urlsplit(url)
+    netloc = parts.hostname or ""
+    if parts.port:
+        netloc = f"{netloc}:{parts.port}"
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
