@@ -1,0 +1,491 @@
+"""Enriched markdown: the original text, byte for byte, with a block of metadata
+after every line that holds links (spec section 5).
+
+A block is a line that is exactly :data:`BLOCK_START`, one quoted bullet
+(``> - 📄 ...``) per distinct paper or repository on the annotated line, and a
+line that is exactly :data:`BLOCK_END`. HTML comments are invisible on GitHub
+and in most markdown viewers, and an HTML comment line interrupts a paragraph
+(and ends the quote), so the bullets render as a quoted list of their own under
+the annotated line. With ``summary=True`` a last block holds a table of every
+paper and repository of the document.
+
+Round trip: ``strip_blocks(render_markdown(t, doc)) == t`` for every block-free
+``t`` (``strip_blocks(t) == t``) that ends with a line break. Two documented
+exceptions add one line break at the end: a last line holding links and no line
+break gets one (its block must start on a line of its own), and with
+``summary=True`` a text not ending with a line break gets one before the final
+summary block. Rendering again what ``strip_blocks`` gives back yields the same
+output (idempotent).
+
+Line endings are the file's own: a block inserted after a line uses that line's
+ending (``\\n``, ``\\r\\n`` or ``\\r``), so a block can never merge with the next
+original line (a ``\\r`` block ending followed by an original ``\\n`` would read
+back as one ``\\r\\n``); a break we add at the end of the text uses the file's
+most frequent line ending (``\\n`` when there is none).
+
+Everything that comes from an API is untrusted and goes through :func:`escape`:
+it can inject no HTML, no markdown link, image, emphasis, code span, heading or
+table cell, no autolink, no fake block marker, no line break and no bidi
+override. See :func:`escape` for the exact rules.
+"""
+
+from __future__ import annotations
+
+import bisect
+import logging
+import re
+import unicodedata
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from urllib.parse import quote
+
+from ..models import EnrichedDocument, Link, Paper, Repo, Status
+
+logger = logging.getLogger(__name__)
+
+BLOCK_START = "<!-- enrich -->"
+BLOCK_END = "<!-- /enrich -->"
+
+TITLE_LIMIT = 300
+DESCRIPTION_LIMIT = 300
+NAME_LIMIT = 120
+AUTHORS_SHOWN = 3
+
+# A bullet inside a blockquote: rendered, the annotations stand apart (indented, grey bar)
+# from the log's own text and list items, which a plain bullet list next to a list item
+# of the log would not.
+ITEM = "> - "
+PAPER_ICON = "📄"
+REPO_ICON = "📦"
+SEP = " · "
+
+# --- lines --------------------------------------------------------------------------------
+
+# CommonMark's line endings: \r\n, \n or a lone \r. str.splitlines() would also split on
+# \x0b, \x0c, \x1c-\x1e, \x85, \u2028 and \u2029, which markdown viewers show inside a line.
+_LINE_RE = re.compile(r"[^\r\n]*(?:\r\n|\n|\r)|[^\r\n]+\Z")
+_ENDING_RE = re.compile(r"\r\n|\n|\r")
+
+
+def _split_lines(text: str) -> list[tuple[str, str]]:
+    """``text`` as ``(content, ending)`` pairs; the last ending may be ``""``."""
+    out: list[tuple[str, str]] = []
+    for m in _LINE_RE.finditer(text):
+        line = m.group()
+        if line.endswith("\r\n"):
+            out.append((line[:-2], "\r\n"))
+        elif line.endswith(("\n", "\r")):
+            out.append((line[:-1], line[-1]))
+        else:
+            out.append((line, ""))
+    return out
+
+
+def _dominant_ending(text: str) -> str:
+    """The file's most frequent line ending (first seen wins a tie); ``\\n`` if none."""
+    counts = Counter(m.group() for m in _ENDING_RE.finditer(text))
+    if not counts:
+        return "\n"
+    best = max(counts.values())
+    return next(e for e in counts if counts[e] == best)
+
+
+def strip_blocks(text: str) -> str:
+    """Remove every enrich block, so that an ``.enriched.md`` file can be enriched again.
+
+    A block runs from a line that is exactly :data:`BLOCK_START` to a line that is
+    exactly :data:`BLOCK_END`, both inclusive with their line endings. Markers pair
+    like brackets: an end marker closes the nearest open start marker, so a stray
+    start line in the original text (one with no end after it, or followed by
+    another start before any end) and a stray end line are kept as they are. The
+    result therefore never contains a complete block, which makes the function
+    idempotent and makes ``strip_blocks(render_markdown(t, doc)) == t`` hold even
+    for texts with stray marker lines. Limitation: a text that itself contains a
+    complete block (a start line followed later by an end line) is taken for an
+    enriched file and loses that block.
+    """
+    if BLOCK_START not in text:
+        return text
+    lines = _split_lines(text)
+    removed = [0] * (len(lines) + 1)
+    stack: list[int] = []
+    for i, (content, _ending) in enumerate(lines):
+        if content == BLOCK_START:
+            stack.append(i)
+        elif content == BLOCK_END and stack:
+            start = stack.pop()
+            removed[start] += 1
+            removed[i + 1] -= 1
+    if not any(removed):
+        return text
+    out: list[str] = []
+    depth = 0
+    for i, (content, ending) in enumerate(lines):
+        depth += removed[i]
+        if depth == 0:
+            out.append(content + ending)
+    return "".join(out)
+
+
+# --- escaping -----------------------------------------------------------------------------
+
+_BIDI = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+_SPACE_LIKE = frozenset("\t\n\r\x0b\x0c\x1c\x1d\x1e\x1f\x85\u2028\u2029")
+_WS_RUN = re.compile(r" {2,}")
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]()!#|~$])")
+ZWSP = "\u200b"
+# Where a zero-width space goes to defeat autolinking (GitHub's www./http(s):// /e-mail
+# autolinks, markdown-it's linkify with fuzzy domains and e-mails, VS Code's preview):
+# after a ':' that starts '//', after a '.' between an alphanumeric and a letter (breaks
+# every domain name, www.x and bare x.com alike), after an '@' before an alphanumeric.
+_LINKIFY_BREAK = re.compile(r"(:(?=//)|(?<=[^\W_])\.(?=[^\W\d_])|@(?=[^\W_]))")
+
+
+def clean(value: object, limit: int | None = None) -> str:
+    """Untrusted text made single-line and printable, before any markdown escaping.
+
+    Line breaks, tabs and other separators collapse to one space; other control
+    characters (C0, DEL, C1) and the bidi embedding/override/isolate characters
+    (U+202A-U+202E, U+2066-U+2069, "Trojan Source") are dropped. Text longer than
+    ``limit`` code points is cut and ends with an ellipsis.
+    """
+    s = "" if value is None else str(value)
+    chars: list[str] = []
+    for ch in s:
+        if ch in _SPACE_LIKE:
+            chars.append(" ")
+        elif ch in _BIDI or unicodedata.category(ch) == "Cc":
+            continue
+        else:
+            chars.append(ch)
+    s = _WS_RUN.sub(" ", "".join(chars)).strip()
+    if limit is not None and len(s) > limit:
+        s = s[: max(limit - 1, 0)].rstrip() + "…"
+    return s
+
+
+def escape(value: object, limit: int | None = None, *, label: bool = False) -> str:
+    """Untrusted API text made inert inside a markdown line (or a table cell).
+
+    After :func:`clean`: ``&``, ``<`` and ``>`` become entities (no raw HTML, no
+    ``<!--``/``-->``, no ``<http://...>`` autolink); markdown punctuation
+    ``\\ ` * _ [ ] ( ) ! # | ~ $`` gets a backslash (no links, images, emphasis,
+    code spans, headings, table cells, strikethrough or GitHub math); a zero-width
+    space (U+200B) goes after ``:`` in ``://``, after ``.`` inside a domain-like
+    word and after ``@`` (no bare-URL, ``www.``, fuzzy-domain or e-mail
+    linkification, and no @mention). Backslash escapes alone cannot stop
+    autolinking: GitHub's autolink extension runs on the text after escapes are
+    resolved. The zero-width space is invisible; copying the text from a rendered
+    page carries it along (the JSON output has the clean text).
+
+    ``label=True`` is for the text of a link we build (a title, a repository name):
+    no autolinking happens inside a link (CommonMark forbids links in links; GitHub
+    and markdown-it skip link text when linkifying), so no zero-width space is
+    needed, and ``vercel/next.js`` or ``llama.cpp`` stay clean for copy and paste.
+    """
+    s = clean(value, limit)
+    if not label:
+        s = _LINKIFY_BREAK.sub(lambda m: m.group() + ZWSP, s)
+    s = s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return _MD_SPECIAL.sub(r"\\\1", s)
+
+
+# --- URLs ---------------------------------------------------------------------------------
+
+_ARXIV_ID = re.compile(r"\d{4}\.\d{4,5}|[a-z]+(?:-[a-z]+)?/\d{7}")
+_GITHUB_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})/[A-Za-z0-9._-]{1,100}")
+
+
+def arxiv_url(arxiv_id: str) -> str | None:
+    """``https://arxiv.org/abs/ID``, built by us; None unless ``arxiv_id`` is a canonical id."""
+    if not _ARXIV_ID.fullmatch(arxiv_id):
+        return None
+    return "https://arxiv.org/abs/" + quote(arxiv_id, safe="/.-")
+
+
+def github_url(name: str) -> str | None:
+    """``https://github.com/OWNER/REPO``, built by us; None unless ``name`` is one."""
+    if not _GITHUB_NAME.fullmatch(name) or name.split("/")[1] in (".", ".."):
+        return None
+    return "https://github.com/" + quote(name, safe="/.-_")
+
+
+def _link(text: object, url: str | None, limit: int = NAME_LIMIT) -> str:
+    """``[text](url)`` with ``text`` escaped as a label; escaped plain text without a URL."""
+    if url is None:
+        return escape(text, limit)
+    return f"[{escape(text, limit, label=True)}]({url})"
+
+
+# --- one line per record ------------------------------------------------------------------
+
+
+def _date(value: datetime | None) -> str | None:
+    return value.strftime("%Y-%m-%d") if value is not None else None
+
+
+def _authors(authors: Sequence[str], shown: int = AUTHORS_SHOWN) -> str:
+    names = [escape(a, NAME_LIMIT) for a in authors[:shown]]
+    if len(authors) > shown:
+        return ", ".join(names) + " et al."
+    return ", ".join(names)
+
+
+def _short_authors(authors: Sequence[str]) -> str:
+    if len(authors) >= 3:
+        return escape(authors[0], NAME_LIMIT) + " et al."
+    return ", ".join(escape(a, NAME_LIMIT) for a in authors)
+
+
+def _status_note(status: Status, record: Paper | Repo | None, source: str) -> str:
+    if status == "not_found":
+        return f"not found on {source}"
+    if status == "unavailable":
+        return "unavailable (blocked)"
+    if status == "missing":
+        return "missing: not fetched yet"
+    if status == "error":
+        return "error: could not fetch"
+    if status == "stale":
+        when = _date(record.fetched_at) if record is not None else None
+        return f"stale: cached {when}" if when else "stale: cached data"
+    return "ok"
+
+
+def _code_link(key: str, doc: EnrichedDocument) -> str:
+    """Link to a repository named by key (``code`` of a paper), in its display case."""
+    return _repo_name_link(key, doc.repos.get(key.lower()), link=True)
+
+
+def _licence(repo: Repo) -> str | None:
+    lic = repo.license
+    if lic is None:
+        return None
+    if lic.spdx_id and lic.spdx_id != "NOASSERTION":
+        return escape(lic.spdx_id, NAME_LIMIT)
+    if lic.name:
+        return escape(lic.name, NAME_LIMIT)
+    return None
+
+
+def _stars(repo: Repo) -> str | None:
+    if repo.stars is None:
+        return None
+    out = f"★ {repo.stars:,}"
+    trend = repo.trend
+    if trend is not None:
+        for value, period in ((trend.week, "this week"), (trend.month, "this month"),
+                              (trend.since_previous, "since last run")):
+            if value is not None:
+                out += f" ({value:+,} {period})"
+                break
+        if trend.sparkline:
+            out += " " + escape(trend.sparkline, 60)
+    return out
+
+
+def paper_line(arxiv_id: str, paper: Paper | None, doc: EnrichedDocument,
+               versions: Sequence[str] = ()) -> str:
+    """One bullet for a paper (without the line ending)."""
+    status: Status = paper.status if paper is not None else "missing"
+    url = arxiv_url(arxiv_id) if status != "not_found" else None
+    ident = f"arXiv:{arxiv_id}"
+    if paper is None or status not in ("ok", "stale"):
+        note = _status_note(status, paper, "arXiv")
+        return f"{ITEM}{PAPER_ICON} {_link(ident, url)} — {note}"
+    head = f"{ITEM}{PAPER_ICON} {_link(paper.title or ident, url, TITLE_LIMIT)}"
+    parts: list[str] = []
+    if paper.authors:
+        parts.append(_authors(paper.authors))
+    if (date := _date(paper.published)) is not None:
+        parts.append(date)
+    if paper.primary_category:
+        parts.append(escape(paper.primary_category, NAME_LIMIT))
+    if versions:
+        mentioned = ", ".join(escape(v, 20) for v in versions) + " mentioned"
+        if paper.latest_version and paper.latest_version not in versions:
+            mentioned += f" (latest {escape(paper.latest_version, 20)})"
+        parts.append(mentioned)
+    if paper.code:
+        parts.append("code: " + ", ".join(_code_link(k, doc) for k in paper.code))
+    if status == "stale":
+        parts.append(_status_note(status, paper, "arXiv"))
+    return head + (" — " + SEP.join(parts) if parts else "")
+
+
+def _repo_name_link(key: str, repo: Repo | None, *, link: bool | None = None) -> str:
+    """The repository's display name (``full_name`` when it is a valid one, else the
+    key), linked unless the repository does not exist."""
+    name = key
+    if repo is not None and repo.full_name and github_url(repo.full_name):
+        name = repo.full_name
+    if link is None:
+        link = repo is None or repo.status != "not_found"
+    return _link(name, github_url(name) if link else None)
+
+
+def repo_line(key: str, repo: Repo | None) -> str:
+    """One bullet for a repository (without the line ending)."""
+    status: Status = repo.status if repo is not None else "missing"
+    head = f"{ITEM}{REPO_ICON} {_repo_name_link(key, repo)}"
+    if repo is None or status not in ("ok", "stale"):
+        return f"{head} — {_status_note(status, repo, 'GitHub')}"
+    parts: list[str] = []
+    if (stars := _stars(repo)) is not None:
+        parts.append(stars)
+    if (lic := _licence(repo)) is not None:
+        parts.append(lic)
+    if repo.description:
+        parts.append(escape(repo.description, DESCRIPTION_LIMIT))
+    if repo.archived:
+        parts.append("archived")
+    if repo.renamed_from:
+        parts.append("renamed from " + escape(repo.renamed_from, NAME_LIMIT))
+    if repo.papers:
+        parts.append("paper: " + ", ".join(_link(p, arxiv_url(p)) for p in repo.papers))
+    if status == "stale":
+        parts.append(_status_note(status, repo, "GitHub"))
+    return head + (" " + SEP.join(parts) if parts else "")
+
+
+# --- summary ------------------------------------------------------------------------------
+
+
+def _ordered_keys(doc: EnrichedDocument) -> tuple[list[str], list[str]]:
+    """Papers and repositories in order of first appearance, then linked-only ones by id."""
+    papers: dict[str, None] = {}
+    repos: dict[str, None] = {}
+    for link in doc.links:
+        (papers if link.kind == "arxiv" else repos).setdefault(link.id, None)
+    for key in sorted(doc.papers):
+        papers.setdefault(key, None)
+    for key in sorted(doc.repos):
+        repos.setdefault(key, None)
+    return list(papers), list(repos)
+
+
+def _cell_status(record: Paper | Repo | None, source: str) -> str:
+    status: Status = record.status if record is not None else "missing"
+    return _status_note(status, record, source)
+
+
+def _row(*cells: str) -> str:
+    """A table row; cells must already be escaped (``|`` is, by :func:`escape`)."""
+    return "|" + "|".join(f" {c} " if c else " " for c in cells) + "|"
+
+
+def summary_lines(doc: EnrichedDocument) -> list[str]:
+    """The final block's lines (without markers or endings); empty if there is nothing."""
+    paper_keys, repo_keys = _ordered_keys(doc)
+    if not paper_keys and not repo_keys:
+        return []
+    np, nr = len(paper_keys), len(repo_keys)
+    caption = (f"**enrich summary:** {np} paper{'s' if np != 1 else ''}, "
+               f"{nr} repositor{'ies' if nr != 1 else 'y'}")
+    rows = [caption, "", _row("", "Paper / repository", "Authors / stars", "Licence", "Status"),
+            _row(*["---"] * 5)]
+    for key in paper_keys:
+        paper = doc.papers.get(key)
+        has_data = paper is not None and paper.status in ("ok", "stale")
+        title = paper.title if paper is not None and has_data and paper.title else None
+        url = arxiv_url(key) if paper is None or paper.status != "not_found" else None
+        label = _link(title or f"arXiv:{key}", url, TITLE_LIMIT)
+        who = _short_authors(paper.authors) if paper is not None and has_data else ""
+        rows.append(_row(PAPER_ICON, label, who, "", _cell_status(paper, "arXiv")))
+    for key in repo_keys:
+        repo = doc.repos.get(key)
+        has_data = repo is not None and repo.status in ("ok", "stale")
+        stars = lic = ""
+        if repo is not None and has_data:
+            stars = f"★ {repo.stars:,}" if repo.stars is not None else ""
+            lic = _licence(repo) or ""
+        rows.append(_row(REPO_ICON, _repo_name_link(key, repo), stars, lic,
+                         _cell_status(repo, "GitHub")))
+    return rows
+
+
+# --- rendering ----------------------------------------------------------------------------
+
+
+@dataclass
+class _LineItems:
+    """Distinct records on one line, in order of first appearance, with versions seen."""
+
+    order: list[tuple[str, str]] = field(default_factory=list)
+    versions: dict[str, list[str]] = field(default_factory=dict)
+
+    def add(self, link: Link) -> None:
+        key = (link.kind, link.id)
+        if key not in self.order:
+            self.order.append(key)
+        if link.kind == "arxiv" and link.version:
+            seen = self.versions.setdefault(link.id, [])
+            if link.version not in seen:
+                seen.append(link.version)
+
+
+def _line_index(link: Link, text: str, starts: Sequence[int]) -> int | None:
+    """0-based line of a link: from its offsets when they match the text, else its line."""
+    if 0 <= link.start < len(text) and text[link.start:link.end] == link.text:
+        return bisect.bisect_right(starts, link.start) - 1
+    if 1 <= link.line <= len(starts):
+        return link.line - 1
+    logger.warning("link %s %s at line %d is outside the text; not annotated",
+                   link.kind, link.id, link.line)
+    return None
+
+
+def _items_by_line(text: str, lines: Sequence[tuple[str, str]],
+                   links: Iterable[Link]) -> dict[int, _LineItems]:
+    starts: list[int] = []
+    pos = 0
+    for content, ending in lines:
+        starts.append(pos)
+        pos += len(content) + len(ending)
+    by_line: dict[int, _LineItems] = {}
+    ordered = sorted(links, key=lambda lk: (lk.start, lk.end))
+    for link in ordered:
+        idx = _line_index(link, text, starts)
+        if idx is not None:
+            by_line.setdefault(idx, _LineItems()).add(link)
+    return by_line
+
+
+def render_markdown(text: str, doc: EnrichedDocument, *, summary: bool = True) -> str:
+    """The enriched markdown of ``text`` (block-free; ``doc.links`` refer to it).
+
+    Keeps every original line byte for byte and inserts one block after each line
+    holding links (see the module docstring for the line-ending and round-trip
+    rules), then, with ``summary=True`` and at least one record, a final block
+    with a table of every paper and repository.
+    """
+    lines = _split_lines(text)
+    dominant = _dominant_ending(text)
+    by_line = _items_by_line(text, lines, doc.links)
+    out: list[str] = []
+    for i, (content, ending) in enumerate(lines):
+        out.append(content + ending)
+        items = by_line.get(i)
+        if items is None:
+            continue
+        if not ending:
+            ending = dominant
+            out.append(ending)
+        block = [BLOCK_START]
+        for kind, key in items.order:
+            if kind == "arxiv":
+                block.append(paper_line(key, doc.papers.get(key), doc,
+                                        items.versions.get(key, ())))
+            else:
+                block.append(repo_line(key, doc.repos.get(key)))
+        block.append(BLOCK_END)
+        out.extend(line + ending for line in block)
+    if summary:
+        rows = summary_lines(doc)
+        if rows:
+            if lines and not lines[-1][1] and (len(lines) - 1) not in by_line:
+                out.append(dominant)
+            out.extend(line + dominant for line in [BLOCK_START, *rows, BLOCK_END])
+    return "".join(out)
