@@ -1,6 +1,23 @@
-"""enrich: find arXiv papers and GitHub repositories in a research log and annotate it."""
+"""enrich: find arXiv papers and GitHub repositories in a research log and annotate it.
+
+::
+
+    import enrich
+    links = enrich.extract(text)                 # list[enrich.Link]; no network
+    doc = enrich.enrich_text(text)               # sync convenience -> EnrichedDocument
+    async with enrich.Enricher(config) as e:     # async, shares one cache and client
+        doc = await e.enrich_text(text)
+    doc.model_dump_json()                        # the JSON of spec section 5
+    enrich.render_markdown(text, doc)            # the markdown of spec section 5
+    config = enrich.Config.load("config.yaml")
+
+Heavy parts (HTTP clients, the cache, the writers) are imported on first use,
+so ``import enrich`` stays cheap for a warm cron run.
+"""
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
 
 from ._version import __version__
 from .config import Config
@@ -13,7 +30,12 @@ from .errors import (
     InputError,
     RateLimitedError,
 )
+from .extract import extract
 from .models import EnrichedDocument, Link, Paper, Repo, RunReport
+
+if TYPE_CHECKING:
+    from .pipeline import Enricher, enrich_text
+    from .write.markdown import render_markdown
 
 __all__ = [
     "CacheError",
@@ -22,6 +44,7 @@ __all__ = [
     "ConfigError",
     "EnrichError",
     "EnrichedDocument",
+    "Enricher",
     "FetchError",
     "InputError",
     "Link",
@@ -30,4 +53,28 @@ __all__ = [
     "Repo",
     "RunReport",
     "__version__",
+    "enrich_text",
+    "extract",
+    "render_markdown",
 ]
+
+_LAZY = {
+    "Enricher": ("pipeline", "Enricher"),
+    "enrich_text": ("pipeline", "enrich_text"),
+    "render_markdown": ("write.markdown", "render_markdown"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        module, attr = _LAZY[name]
+        value = getattr(importlib.import_module(f".{module}", __name__), attr)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'enrich' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

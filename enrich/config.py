@@ -122,8 +122,12 @@ class HttpConfig(_Section):
 OutputFormat = Literal["markdown", "json", "bib"]
 
 
+def _default_formats() -> list[OutputFormat]:
+    return ["markdown", "json"]
+
+
 class OutputConfig(_Section):
-    formats: list[OutputFormat] = Field(default_factory=lambda: ["markdown", "json"])
+    formats: list[OutputFormat] = Field(default_factory=lambda: _default_formats())
 
 
 class Config(BaseModel):
@@ -298,8 +302,5 @@ def _validate(data: dict[str, Any], source: str | None) -> Config:
     except ValidationError as exc:
         err = exc.errors()[0]
         key = ".".join(str(p) for p in err["loc"])
-        if err["type"] == "extra_forbidden":
-            msg = "unknown key"
-        else:
-            msg = err["msg"]
+        msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
         raise ConfigError(msg, key=key, source=source) from None

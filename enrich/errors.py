@@ -4,8 +4,8 @@
 
     EnrichError                      anything enrich raises on purpose
     ├── ConfigError                  bad config file, env override or flag (exit 2); names the key
-    ├── InputError                   unreadable, binary or undecodable input file (exit 2); names the file
-    ├── CacheError                   cache database unusable (exit 2); names the file and the fix
+    ├── InputError                   unreadable, binary or undecodable input (exit 2); names it
+    ├── CacheError                   cache database unusable (exit 2); names file and fix
     │   └── CacheLockedError         another run holds the cache lock (exit 75)
     └── FetchError                   an API request failed for good (carries url, status, attempt)
         └── RateLimitedError         an API's rate limit stops fetching for this run (carries reset)

@@ -138,7 +138,7 @@ class EnrichedDocument(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    schema_version: Literal[1] = SCHEMA_VERSION
+    schema_version: Literal[1] = 1
     source: SourceInfo | None = None
     generated_at: datetime
     links: list[Link] = Field(default_factory=list)

@@ -1,0 +1,555 @@
+"""extract -> plan -> fetch -> store -> document. The only module that knows every stage.
+
+:class:`Enricher` owns the lifetimes of the cache and the HTTP clients; it is
+an async context manager so a library user (or one CLI run over several
+files) shares one cache connection and one client across texts. Ids from all
+texts given to :meth:`Enricher.enrich_many` are fetched once, together.
+
+How a record is served (per id):
+
+- fresh in the cache (younger than its TTL) and not ``refresh``: served, no request;
+- ``offline``: served from the cache as ``stale`` if expired, else ``missing``;
+- otherwise fetched (ETag-revalidated for repositories without a token). A
+  definitive answer (ok, not_found, unavailable) is cached; a transient failure
+  never is: the cached data is served as ``stale``, or the id is ``error`` /
+  ``missing`` when there was none.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import math
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Literal
+
+from .config import Config
+from .extract import extract, find_pages_links
+from .fetch import FetchResult
+from .fetch.policy import credential_id
+from .models import (
+    EnrichedDocument,
+    ErrorEntry,
+    FileReport,
+    Link,
+    Paper,
+    Record,
+    Repo,
+    SourceCounts,
+    SourceInfo,
+)
+from .store import Cached, Store
+from .trends import star_trend
+
+if TYPE_CHECKING:
+    from .fetch.arxiv import ArxivFetcher
+    from .fetch.github import GithubFetcher
+
+log = logging.getLogger(__name__)
+
+Origin = Literal["cache", "fetched", "failed"]
+ProgressHook = Callable[[str, int], None]
+"""Called as ``hook(source, n)``: ``n`` more ids of ``source`` ("arxiv"/"github") are done."""
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class SourcePlan:
+    """What a run would do for one source (``--dry-run``)."""
+
+    found: int = 0
+    fresh: int = 0
+    revalidate: int = 0
+    fetch: int = 0
+    requests: int = 0
+    request_kind: str = ""
+
+
+@dataclass
+class Plan:
+    arxiv: SourcePlan = field(default_factory=SourcePlan)
+    github: SourcePlan = field(default_factory=SourcePlan)
+
+
+@dataclass
+class Resolution:
+    """Records for a set of ids, with where each came from."""
+
+    papers: dict[str, Paper] = field(default_factory=dict)
+    repos: dict[str, Repo] = field(default_factory=dict)
+    origin: dict[tuple[str, str], Origin] = field(default_factory=dict)
+    messages: dict[tuple[str, str], str] = field(default_factory=dict)
+    requests: dict[str, int] = field(default_factory=dict)
+    code_of: dict[str, list[str]] = field(default_factory=dict)
+    papers_of: dict[str, list[str]] = field(default_factory=dict)
+    histories: dict[str, list[tuple[datetime, int]]] = field(default_factory=dict)
+
+    def absorb(self, other: Resolution) -> None:
+        """Add a later round's records (the ids do not overlap)."""
+        self.papers.update(other.papers)
+        self.repos.update(other.repos)
+        self.origin.update(other.origin)
+        self.messages.update(other.messages)
+        for k, v in other.requests.items():
+            self.requests[k] = self.requests.get(k, 0) + v
+
+
+def cross_links(papers: dict[str, Paper], repos: dict[str, Repo]
+                ) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
+    """Paper -> code and repository -> papers, both ways, from the records' own text.
+
+    A GitHub repository named in a paper's abstract or comment is its code; an
+    arXiv id in a repository's description or homepage is its paper. Each
+    link is recorded on both sides.
+    """
+    code_of: dict[str, list[str]] = {}
+    papers_of: dict[str, list[str]] = {}
+
+    def add(pid: str, key: str) -> None:
+        if key not in code_of.setdefault(pid, []):
+            code_of[pid].append(key)
+        if pid not in papers_of.setdefault(key, []):
+            papers_of[key].append(pid)
+
+    for pid, paper in papers.items():
+        if paper.abstract or paper.comment:
+            for lk in extract(f"{paper.abstract or ''}\n{paper.comment or ''}"):
+                if lk.kind == "github":
+                    add(pid, lk.id)
+    for key, repo in repos.items():
+        if repo.description or repo.homepage:
+            for lk in extract(f"{repo.description or ''}\n{repo.homepage or ''}"):
+                if lk.kind == "arxiv":
+                    add(lk.id, key)
+    return code_of, papers_of
+
+
+def papers_of_ids(code_of: dict[str, list[str]], papers_of: dict[str, list[str]]) -> list[str]:
+    return [*code_of, *(p for ps in papers_of.values() for p in ps)]
+
+
+def repos_of_ids(code_of: dict[str, list[str]], papers_of: dict[str, list[str]]) -> list[str]:
+    return [*papers_of, *(k for ks in code_of.values() for k in ks)]
+
+
+class Enricher:
+    """Enrich texts with arXiv and GitHub metadata, sharing one cache and one client.
+
+    ::
+
+        async with Enricher(Config.load()) as e:
+            doc = await e.enrich_text(text)
+
+    ``offline`` serves only from the cache; ``refresh`` ignores the TTLs and
+    revalidates everything. The library never takes the CLI's run lock: the
+    cache stays consistent under concurrent use through SQLite transactions.
+    """
+
+    def __init__(
+        self,
+        config: Config | None = None,
+        *,
+        offline: bool = False,
+        refresh: bool = False,
+        progress: ProgressHook | None = None,
+        now: Callable[[], datetime] = _utcnow,
+    ) -> None:
+        self.config = config if config is not None else Config.load()
+        self.offline = offline
+        self.refresh = refresh
+        self._progress = progress
+        self._now = now
+        self._store: Store | None = None
+        self._arxiv: ArxivFetcher | None = None
+        self._github: GithubFetcher | None = None
+        self.requests: dict[str, int] = {"arxiv": 0, "github": 0}
+
+    # -- lifetime ----------------------------------------------------------------------
+
+    async def __aenter__(self) -> Enricher:
+        self.open()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    def open(self) -> None:
+        if self._store is None:
+            self._store = Store(self.config.cache_path)
+
+    async def aclose(self) -> None:
+        if self._github is not None:
+            await self._github.aclose()
+            self._github = None
+        if self._arxiv is not None:
+            self._arxiv.close()
+            self._arxiv = None
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+
+    @property
+    def store(self) -> Store:
+        if self._store is None:
+            self.open()
+        assert self._store is not None
+        return self._store
+
+    def _arxiv_fetcher(self) -> ArxivFetcher:
+        if self._arxiv is None:
+            from .fetch.arxiv import ArxivFetcher
+
+            self._arxiv = ArxivFetcher(self.config)
+        return self._arxiv
+
+    def _github_fetcher(self) -> GithubFetcher:
+        if self._github is None:
+            from .fetch.github import GithubFetcher
+
+            self._github = GithubFetcher(self.config)
+        return self._github
+
+    @property
+    def credential(self) -> str:
+        token = self.config.token
+        return credential_id(token.get_secret_value() if token is not None else None)
+
+    # -- public API ----------------------------------------------------------------------
+
+    async def enrich_text(self, text: str, *, source: SourceInfo | None = None) -> EnrichedDocument:
+        """Enrich one text (already stripped of enrich blocks)."""
+        docs = await self.enrich_many([(text, source)])
+        return docs[0]
+
+    async def enrich_many(
+        self, items: Sequence[tuple[str, SourceInfo | None]]
+    ) -> list[EnrichedDocument]:
+        """Enrich several texts, fetching the union of their ids once."""
+        docs, _ = await self.enrich_many_resolved(items)
+        return docs
+
+    async def enrich_many_resolved(
+        self, items: Sequence[tuple[str, SourceInfo | None]]
+    ) -> tuple[list[EnrichedDocument], Resolution]:
+        """:meth:`enrich_many`, also returning where each record came from.
+
+        Round one fetches every id named in the texts, plus the repositories
+        behind ``OWNER.github.io/REPO`` links (kept only where they exist).
+        Round two fetches what those records link to (a repository named in a
+        paper's abstract, a paper named in a repository's description) that
+        round one did not have: one level deep, never a crawl.
+        """
+        all_links = [extract(text) for text, _ in items]
+        all_pages = [find_pages_links(text) for text, _ in items]
+        arxiv_ids = _unique(lk.id for links in all_links for lk in links if lk.kind == "arxiv")
+        repo_keys = _unique(lk.id for links in all_links for lk in links if lk.kind == "github")
+        known = set(repo_keys)
+        page_keys = [k for k in _unique(lk.id for pages in all_pages for lk in pages)
+                     if k not in known]
+        res = await self.resolve(arxiv_ids, repo_keys + page_keys)
+
+        code_of, papers_of = cross_links(res.papers, res.repos)
+        extra_p = [i for i in _unique(papers_of_ids(code_of, papers_of)) if i not in res.papers]
+        extra_r = [k for k in _unique(repos_of_ids(code_of, papers_of)) if k not in res.repos]
+        if extra_p or extra_r:
+            more = await self.resolve(extra_p, extra_r)
+            res.absorb(more)
+            code_of, papers_of = cross_links(res.papers, res.repos)
+        res.code_of, res.papers_of = code_of, papers_of
+        res.histories = self.store.star_histories(res.repos)
+
+        generated = self._now().replace(microsecond=0)
+        docs = []
+        for links, pages, (_, source) in zip(all_links, all_pages, items, strict=True):
+            verified = [lk for lk in pages
+                        if (rec := res.repos.get(lk.id)) is not None
+                        and rec.status in ("ok", "stale")]
+            if verified:
+                links = sorted([*links, *verified], key=lambda lk: (lk.start, lk.end))
+            docs.append(build_document(links, res, source=source, generated_at=generated))
+        return docs, res
+
+    def plan(self, arxiv_ids: Sequence[str], repo_keys: Sequence[str],
+             store: Store | None) -> Plan:
+        """What :meth:`resolve` would do, without any request or write (``--dry-run``)."""
+        now = self._now()
+        cfg = self.config
+        plan = Plan()
+        cached_p = store.get_papers(arxiv_ids) if store else {}
+        cached_r = store.get_repos(repo_keys, self.credential) if store else {}
+        for ids, cached, sp, ttl in (
+            (arxiv_ids, cached_p, plan.arxiv, cfg.cache.arxiv_ttl),
+            (repo_keys, cached_r, plan.github, cfg.cache.github_ttl),
+        ):
+            sp.found = len(ids)
+            for i in ids:
+                c = cached.get(i)
+                if c is not None and not self.refresh and c.is_fresh(
+                        ttl, cfg.cache.not_found_ttl, now):
+                    sp.fresh += 1
+                elif c is not None:
+                    sp.revalidate += 1
+                else:
+                    sp.fetch += 1
+        todo_p = plan.arxiv.revalidate + plan.arxiv.fetch
+        todo_r = plan.github.revalidate + plan.github.fetch
+        if self.offline:
+            plan.arxiv.request_kind = plan.github.request_kind = "offline"
+            return plan
+        plan.arxiv.requests = math.ceil(todo_p / cfg.arxiv.batch_size)
+        plan.arxiv.request_kind = "arXiv API queries"
+        if self.config.token is not None:
+            plan.github.requests = math.ceil(todo_r / cfg.github.batch_size)
+            plan.github.request_kind = "GraphQL queries"
+        else:
+            plan.github.requests = todo_r
+            revalidate_etag = sum(
+                1 for k in repo_keys
+                if (c := cached_r.get(k)) is not None and c.etag
+                and (self.refresh or not c.is_fresh(cfg.cache.github_ttl,
+                                                    cfg.cache.not_found_ttl, now))
+            )
+            plan.github.request_kind = f"REST requests ({revalidate_etag} conditional)"
+        return plan
+
+    async def resolve(self, arxiv_ids: Sequence[str], repo_keys: Sequence[str]) -> Resolution:
+        """Records for these canonical ids: from the cache, or fetched and cached."""
+        cfg = self.config
+        now = self._now()
+        store = self.store
+        res = Resolution()
+        cred = self.credential
+        cached_p = store.get_papers(arxiv_ids)
+        cached_r = store.get_repos(repo_keys, cred)
+
+        fetch_p = self._triage("arxiv", arxiv_ids, cached_p, cfg.cache.arxiv_ttl, now, res)
+        fetch_r = self._triage("github", repo_keys, cached_r, cfg.cache.github_ttl, now, res)
+        etags = {k: c.etag for k in fetch_r if (c := cached_r.get(k)) is not None
+                 and c.etag and c.record.status == "ok"}
+
+        async def none_p() -> FetchResult[Paper]:
+            return FetchResult()
+
+        async def none_r() -> FetchResult[Repo]:
+            return FetchResult()
+
+        task_p = self._arxiv_fetcher().fetch(fetch_p) if fetch_p else none_p()
+        task_r = (self._github_fetcher().fetch(fetch_r, etags, refresh=self.refresh)
+                  if fetch_r else none_r())
+        got_p, got_r = await asyncio.gather(task_p, task_r)
+        res.requests = {"arxiv": got_p.requests, "github": got_r.requests}
+        self.requests["arxiv"] += got_p.requests
+        self.requests["github"] += got_r.requests
+        done = self._now()
+
+        definitive_p = {k: v for k, v in got_p.records.items() if v.status in _CACHEABLE}
+        definitive_r = {k: v for k, v in got_r.records.items() if v.status in _CACHEABLE}
+        if definitive_p:
+            store.put_papers(definitive_p, done)
+        if definitive_r or got_r.etags:
+            store.put_repos(definitive_r, done, credential=cred, etags=got_r.etags)
+        if got_r.not_modified:
+            store.touch_repos(got_r.not_modified, done, credential=cred)
+
+        self._merge("arxiv", fetch_p, got_p, cached_p, res, done)
+        self._merge("github", fetch_r, got_r, cached_r, res, done)
+        if self._progress is not None:
+            self._progress("arxiv", len(fetch_p))
+            self._progress("github", len(fetch_r))
+        return res
+
+    # -- internals ----------------------------------------------------------------------------
+
+    def _triage(self, kind: str, ids: Sequence[str], cached: dict[str, Any], ttl: float,
+                now: datetime, res: Resolution) -> list[str]:
+        """Serve what the cache can; return the ids that need a request."""
+        to_fetch: list[str] = []
+        for i in ids:
+            c = cached.get(i)
+            fresh = c is not None and c.is_fresh(ttl, self.config.cache.not_found_ttl, now)
+            if c is not None and fresh and not self.refresh:
+                _put(res, kind, i, c.record, "cache")
+            elif self.offline:
+                if c is not None:
+                    rec = c.record if fresh else _as_stale(c.record)
+                    _put(res, kind, i, rec, "cache")
+                    if not fresh:
+                        res.messages[(kind, i)] = "offline: cached data has expired"
+                else:
+                    _put(res, kind, i, _blank(kind, "missing"), "failed")
+                    res.messages[(kind, i)] = "offline: never fetched"
+            else:
+                to_fetch.append(i)
+        return to_fetch
+
+    def _merge(self, kind: str, asked: Sequence[str], got: FetchResult[Any],
+               cached: dict[str, Cached[Any]], res: Resolution, now: datetime) -> None:
+        for i in asked:
+            c = cached.get(i)
+            if i in got.records:
+                rec = got.records[i]
+                if rec.status in _CACHEABLE:
+                    # the time the cache records, so a later read serves the same record
+                    _put(res, kind, i, rec.model_copy(update={"fetched_at": now}), "fetched")
+                    continue
+                msg = f"{rec.status}"
+            elif i in got.not_modified and c is not None:
+                _put(res, kind, i, c.record.model_copy(update={"fetched_at": now}), "fetched")
+                continue
+            elif i in got.missing:
+                msg = got.missing[i]
+                if c is not None:
+                    _put(res, kind, i, _as_stale(c.record), "failed")
+                else:
+                    _put(res, kind, i, _blank(kind, "missing"), "failed")
+                res.messages[(kind, i)] = msg
+                continue
+            else:
+                msg = got.failed.get(i, "no answer for this id")
+            if c is not None:
+                _put(res, kind, i, _as_stale(c.record), "failed")
+            else:
+                _put(res, kind, i, _blank(kind, "error"), "failed")
+            res.messages[(kind, i)] = msg
+
+
+_CACHEABLE = frozenset({"ok", "not_found", "unavailable"})
+
+
+def _unique(ids: Iterable[str]) -> list[str]:
+    return list(dict.fromkeys(ids))
+
+
+def _put(res: Resolution, kind: str, key: str, rec: Record, origin: Origin) -> None:
+    if kind == "arxiv":
+        assert isinstance(rec, Paper)
+        res.papers[key] = rec
+    else:
+        assert isinstance(rec, Repo)
+        res.repos[key] = rec
+    res.origin[(kind, key)] = origin
+
+
+def _as_stale(rec: Any) -> Any:
+    """Cached data kept because a refresh failed or we are offline; verdicts stay verdicts."""
+    if rec.status == "ok":
+        return rec.model_copy(update={"status": "stale"})
+    return rec
+
+
+def _blank(kind: str, status: Literal["missing", "error"]) -> Paper | Repo:
+    return Paper(status=status) if kind == "arxiv" else Repo(status=status)
+
+
+def build_document(links: list[Link], res: Resolution, *, source: SourceInfo | None,
+                   generated_at: datetime) -> EnrichedDocument:
+    """The document of one text: its links, the records they name, and what those link to."""
+    papers: dict[str, Paper] = {}
+    repos: dict[str, Repo] = {}
+    errors: list[ErrorEntry] = []
+    named_p = _unique(lk.id for lk in links if lk.kind == "arxiv")
+    named_r = _unique(lk.id for lk in links if lk.kind == "github")
+    linked_p: dict[str, list[str]] = {}
+    linked_r: dict[str, list[str]] = {}
+    for pid in named_p:
+        for key in res.code_of.get(pid, []):
+            if key not in named_r:
+                linked_r.setdefault(key, []).append(pid)
+    for key in named_r:
+        for pid in res.papers_of.get(key, []):
+            if pid not in named_p:
+                linked_p.setdefault(pid, []).append(key)
+
+    for kind, named, linked, pool, target in (
+        ("arxiv", named_p, linked_p, res.papers, papers),
+        ("github", named_r, linked_r, res.repos, repos),
+    ):
+        for key in [*named, *linked]:
+            rec: Any = pool.get(key)
+            if rec is None:
+                continue
+            update: dict[str, Any] = {}
+            if key in linked:
+                update["linked_from"] = linked[key]
+            if kind == "arxiv":
+                update["code"] = res.code_of.get(key, [])
+            else:
+                update["papers"] = res.papers_of.get(key, [])
+                hist = res.histories.get(key)
+                if hist and rec.status in ("ok", "stale"):
+                    trend = star_trend(hist, hist[-1][0])
+                    if trend.since_previous is not None or trend.week is not None:
+                        update["trend"] = trend
+            target[key] = rec.model_copy(update=update)
+            msg = res.messages.get((kind, key))
+            if msg is not None:
+                errors.append(ErrorEntry(kind="arxiv" if kind == "arxiv" else "github",
+                                         id=key, message=msg))
+    return EnrichedDocument(
+        source=source,
+        generated_at=generated_at,
+        links=links,
+        papers=dict(sorted(papers.items())),
+        repos=dict(sorted(repos.items())),
+        errors=errors,
+    )
+
+
+def source_info(path: str, raw: bytes) -> SourceInfo:
+    return SourceInfo(path=path, sha256=hashlib.sha256(raw).hexdigest(), bytes=len(raw))
+
+
+def file_report(path: str, doc: EnrichedDocument, res: Resolution, *, offline: bool) -> FileReport:
+    """Counts for the summary line, and the exit code this file earns (0 or 1)."""
+    rep = FileReport(path=path)
+    bad = False
+    for kind, records, counts in (("arxiv", doc.papers, rep.papers),
+                                  ("github", doc.repos, rep.repos)):
+        counts_ = counts
+        assert isinstance(counts_, SourceCounts)
+        for key, rec in records.items():
+            counts_.found += 1
+            origin = res.origin.get((kind, key), "cache")
+            if rec.status in ("missing", "error") or (rec.status == "stale" and not offline):
+                counts_.failed += 1
+                bad = True
+            elif origin == "fetched":
+                counts_.fetched += 1
+            else:
+                counts_.from_cache += 1
+    rep.exit_code = 1 if bad else 0
+    return rep
+
+
+def enrich_text(text: str, config: Config | None = None, *, offline: bool = False,
+                refresh: bool = False) -> EnrichedDocument:
+    """Synchronous convenience: enrich one text with a short-lived :class:`Enricher`.
+
+    Safe to call from code that already runs an event loop (it then runs in a
+    worker thread).
+    """
+
+    async def go() -> EnrichedDocument:
+        async with Enricher(config, offline=offline, refresh=refresh) as e:
+            return await e.enrich_text(text)
+
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(go())
+    import concurrent.futures
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, go()).result()

@@ -1,0 +1,145 @@
+"""The library API (spec section 6) and the features beyond the anchors: paper <-> code links,
+GitHub Pages links, star trends."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from fakeapi.arxiv import FakeArxiv
+from fakeapi.github import FakeGitHub
+
+import enrich
+from enrich.config import Config
+
+
+def _config(arxiv: FakeArxiv, github: FakeGitHub) -> Config:
+    return Config.load(env={}, overrides={
+        "arxiv.api_url": arxiv.api_url, "arxiv.min_interval": 0,
+        "github.api_url": github.url, "github.graphql_url": github.url + "/graphql",
+        "http.timeout": 2, "http.backoff": 0.01, "http.backoff_max": 0.05,
+        "cache.path": str(Path.cwd() / "c.sqlite3"),
+    })
+
+
+def test_public_surface_is_locked() -> None:
+    assert enrich.__all__ == sorted(enrich.__all__)
+    assert set(enrich.__all__) == {
+        "CacheError", "CacheLockedError", "Config", "ConfigError", "EnrichError",
+        "EnrichedDocument", "Enricher", "FetchError", "InputError", "Link", "Paper",
+        "RateLimitedError", "Repo", "RunReport", "__version__", "enrich_text", "extract",
+        "render_markdown"}
+    for name in enrich.__all__:
+        assert getattr(enrich, name) is not None
+    for err in ("CacheError", "ConfigError", "InputError", "FetchError", "CacheLockedError",
+                "RateLimitedError"):
+        assert issubclass(getattr(enrich, err), enrich.EnrichError)
+
+
+def test_extract_needs_no_network() -> None:
+    links = enrich.extract("见 arXiv:2106.09685v2 与 github.com/microsoft/LoRA。")
+    assert [(lk.kind, lk.id, lk.version) for lk in links] == [
+        ("arxiv", "2106.09685", "v2"), ("github", "microsoft/lora", None)]
+
+
+def test_enrich_text_sync_and_async_share_the_cache(
+        arxiv_server: FakeArxiv, github_server: FakeGitHub) -> None:
+    arxiv_server.add_paper("2106.09685", title="LoRA: Low-Rank Adaptation")
+    github_server.add_repo("microsoft/LoRA", stars=10_000)
+    cfg = _config(arxiv_server, github_server)
+    text = "LoRA https://arxiv.org/abs/2106.09685 code https://github.com/microsoft/LoRA\n"
+    doc = enrich.enrich_text(text, cfg)
+    assert doc.papers["2106.09685"].title == "LoRA: Low-Rank Adaptation"
+    assert doc.repos["microsoft/lora"].stars == 10_000
+    n = arxiv_server.count() + github_server.count()
+
+    async def twice() -> list[enrich.EnrichedDocument]:
+        async with enrich.Enricher(cfg) as e:
+            return [await e.enrich_text(text), await e.enrich_text(text)]
+
+    docs = asyncio.run(twice())
+    assert arxiv_server.count() + github_server.count() == n  # all from the cache
+    assert docs[0].papers == doc.papers
+    md = enrich.render_markdown(text, doc)
+    assert md.startswith(text) and "LoRA: Low-Rank Adaptation" in md
+    assert '"schema_version":1' in doc.model_dump_json()
+
+
+def test_paper_to_code_both_ways_and_linked_records_are_fetched(
+        arxiv_server: FakeArxiv, github_server: FakeGitHub) -> None:
+    arxiv_server.add_paper("2305.14314", title="QLoRA",
+                           abstract="We release code at https://github.com/artidoro/qlora.")
+    github_server.add_repo("artidoro/qlora", stars=9000)
+    github_server.add_repo("huggingface/peft", stars=15000,
+                           description="Parameter-efficient fine-tuning (arXiv:2106.09685)")
+    arxiv_server.add_paper("2106.09685", title="LoRA")
+    cfg = _config(arxiv_server, github_server)
+    doc = enrich.enrich_text("读 https://arxiv.org/abs/2305.14314 和 github.com/huggingface/peft\n",
+                             cfg)
+    assert doc.papers["2305.14314"].code == ["artidoro/qlora"]
+    assert doc.repos["artidoro/qlora"].papers == ["2305.14314"]
+    assert doc.repos["artidoro/qlora"].linked_from == ["2305.14314"]
+    assert doc.repos["artidoro/qlora"].stars == 9000
+    assert doc.repos["huggingface/peft"].papers == ["2106.09685"]
+    assert doc.papers["2106.09685"].linked_from == ["huggingface/peft"]
+    assert doc.papers["2106.09685"].title == "LoRA"
+    assert doc.papers["2305.14314"].linked_from is None
+    # the links list holds only what the text says
+    assert {lk.id for lk in doc.links} == {"2305.14314", "huggingface/peft"}
+    md = enrich.render_markdown("x\n", doc)
+    assert "artidoro/qlora" in md
+
+
+def test_github_pages_links_are_enriched_when_the_repository_exists(
+        arxiv_server: FakeArxiv, github_server: FakeGitHub) -> None:
+    github_server.add_repo("kaistAI/SelFee", stars=200)
+    cfg = _config(arxiv_server, github_server)
+    text = "demo：https://kaistai.github.io/SelFee/demo ；博客 https://someone.github.io/notes.html\n"
+    doc = enrich.enrich_text(text, cfg)
+    pages = [lk for lk in doc.links if lk.via == "pages"]
+    assert [lk.id for lk in pages] == ["kaistai/selfee"]
+    assert doc.repos["kaistai/selfee"].stars == 200
+    assert set(doc.repos) == {"kaistai/selfee"}
+    assert '"via":"pages"' in doc.model_dump_json()
+    # plain extraction never reports pages links (they need the API to be verified)
+    assert enrich.extract(text) == []
+
+
+def test_star_trend_from_history_in_the_document(
+        arxiv_server: FakeArxiv, github_server: FakeGitHub) -> None:
+    github_server.add_repo("karpathy/nanoGPT", stars=100)
+    cfg = _config(arxiv_server, github_server)
+    text = "https://github.com/karpathy/nanoGPT\n"
+    t0 = datetime(2026, 11, 1, 3, tzinfo=UTC)
+    days = iter(range(100))
+
+    def run(stars: int) -> enrich.EnrichedDocument:
+        github_server.set_stars("karpathy/nanogpt", stars)
+        d = next(days)
+        now = t0 + timedelta(days=d, hours=d)
+
+        async def go() -> enrich.EnrichedDocument:
+            async with enrich.Enricher(cfg, now=lambda: now) as e:
+                return await e.enrich_text(text)
+
+        return asyncio.run(go())
+
+    assert run(100).repos["karpathy/nanogpt"].trend is None
+    run(130)
+    doc = run(160)
+    trend = doc.repos["karpathy/nanogpt"].trend
+    assert trend is not None and trend.since_previous == 30 and trend.sparkline
+    for stars in (170, 180, 190, 200, 210, 220):
+        doc = run(stars)
+    trend = doc.repos["karpathy/nanogpt"].trend
+    assert trend is not None and trend.week == 90  # 220 on day 8, 130 on day 1
+    assert trend.since_previous == 10
+    assert "this week" in enrich.render_markdown(text, doc)
+
+
+@pytest.mark.parametrize("bad", ["arxiv.batch_size", "github.concurrency"])
+def test_config_errors_are_enrich_errors(bad: str) -> None:
+    with pytest.raises(enrich.EnrichError):
+        Config.load(env={}, overrides={bad: "lots"})
