@@ -41,12 +41,12 @@ def populate(arxiv: FakeArxiv, github: FakeGitHub, text: str) -> tuple[list[str]
     return ids, keys
 
 
-def write_config(path: Path, arxiv: FakeArxiv, github: FakeGitHub, **sections: Any) -> Path:
+def write_config(path: Path, arxiv_srv: FakeArxiv, github_srv: FakeGitHub, **sections: Any) -> Path:
     """A config file pointed at the fakes with short waits; ``sections`` merge over it."""
     data: dict[str, Any] = {
         "cache": {"path": "cache/enrich.sqlite3"},
-        "arxiv": {"api_url": arxiv.api_url, "min_interval": 0},
-        "github": {"api_url": github.url, "graphql_url": github.url + "/graphql",
+        "arxiv": {"api_url": arxiv_srv.api_url, "min_interval": 0},
+        "github": {"api_url": github_srv.url, "graphql_url": github_srv.url + "/graphql",
                    "secondary_wait": "50ms", "max_wait": "2s"},
         "http": {"timeout": "2s", "backoff": "10ms", "backoff_max": "50ms", "max_retries": 2},
     }

@@ -1,0 +1,615 @@
+"""Find arXiv papers and GitHub repositories in text (spec section 2).
+
+Why it is built this way: research logs are large, mostly Chinese, and hold a
+link every few lines. One big case-insensitive regular expression scanned
+over the whole text runs at a few dozen MB/s in CPython, so:
+
+1. The text, a piece at a time (cut at line breaks), is mapped to one byte
+   per code point (``encode("latin-1", "replace")`` turns every other
+   character into ``?``) and lower-cased with ``bytes.lower``, which touches
+   ASCII letters only. Offsets in this copy are code-point offsets of the
+   text, and no Unicode case rule (Kelvin sign, dotted I) can invent a match.
+2. One case-sensitive pattern per form, each starting with a literal
+   (``arxiv``, ``github.com``, ``huggingface.co/papers/`` ...), is searched in
+   that copy. A literal prefix lets the regex engine skip ahead at memory
+   speed, and the pattern validates the id (month 01-12, 4 or 5 digits by
+   date) in C.
+3. Python looks only at the matches: what precedes the host (a scheme, a
+   blocking character), where the link as written ends (trailing punctuation,
+   unbalanced parentheses, markdown), the canonical id.
+
+Lines and columns are computed incrementally between links, and every
+pattern and backward scan is bounded or linear, so the cost is linear in the
+text whatever it holds.
+
+What counts as a link, and what does not, is kept as data
+(:data:`OLD_ARCHIVES`, :data:`GITHUB_RESERVED`) so that it can be read and
+extended without touching the matching code.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import re
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from pydantic import BaseModel
+
+from .models import Link
+
+__all__ = [
+    "GITHUB_RESERVED",
+    "OLD_ARCHIVES",
+    "PAGES_FILE_SUFFIXES",
+    "canonical_arxiv_id",
+    "extract",
+    "find_pages_links",
+]
+
+log = logging.getLogger(__name__)
+
+# --------------------------------------------------------------------------- data
+
+#: Archives of old-style arXiv ids (``archive(.SUBJ)/YYMMNNN``), current and
+#: retired ones (``chao-dyn``, ``solv-int`` ... were merged into others).
+OLD_ARCHIVES: frozenset[str] = frozenset(
+    {
+        "acc-phys", "adap-org", "alg-geom", "ao-sci", "astro-ph", "atom-ph", "bayes-an",
+        "chao-dyn", "chem-ph", "cmp-lg", "comp-gas", "cond-mat", "cs", "dg-ga", "econ",
+        "eess", "funct-an", "gr-qc", "hep-ex", "hep-lat", "hep-ph", "hep-th", "math",
+        "math-ph", "mtrl-th", "nlin", "nucl-ex", "nucl-th", "patt-sol", "physics",
+        "plasm-ph", "q-alg", "q-bio", "q-fin", "quant-ph", "solv-int", "stat", "supr-con",
+    }
+)  # fmt: skip
+
+#: First path segments of github.com that are GitHub's own pages, never a user
+#: or organisation owning repositories (``github.com/topics/llm`` is not the
+#: repository ``topics/llm``). Real organisations with generic-looking names
+#: (``github``, ``desktop``, ``community``) are deliberately absent.
+GITHUB_RESERVED: frozenset[str] = frozenset(
+    {
+        "about", "account", "advisories", "apps", "blog", "codespaces", "collections",
+        "contact", "copilot", "customer-stories", "dashboard", "discussions", "education",
+        "enterprise", "enterprises", "events", "explore", "features", "home", "issues",
+        "join", "login", "logout", "marketplace", "mobile", "new", "nonprofit",
+        "notifications", "orgs", "organizations", "pricing", "premium-support", "pulls",
+        "readme", "resources", "search", "security", "sessions", "settings", "signup",
+        "site", "sitemap", "solutions", "sponsors", "stars", "team", "topics", "trending",
+        "user-attachments", "users", "watching", "why-github",
+    }
+)  # fmt: skip
+
+#: A GitHub Pages path whose only segment ends like this is a file of the
+#: user site (``owner.github.io/index.html``), not a project site.
+PAGES_FILE_SUFFIXES: tuple[str, ...] = (
+    ".html", ".htm", ".pdf", ".png", ".jpg", ".jpeg", ".gif", ".svg", ".xml", ".json",
+    ".txt", ".md", ".css", ".js",
+)  # fmt: skip
+
+# ------------------------------------------------------------------- patterns
+
+#: A new-style id with its date rules: ``YYMM.NNNN`` from 0704 to 1412,
+#: ``YYMM.NNNNN`` from 1501, MM 01-12 (so ``2023.10`` never matches).
+_NEW = r"""
+    (?:07(?:0[4-9]|1[0-2])|(?:0[89]|1[0-4])(?:0[1-9]|1[0-2]))\.\d{4}
+  | (?:1[5-9]|[2-9]\d)(?:0[1-9]|1[0-2])\.\d{5}
+"""
+#: An arXiv id as written after a path or a marker, lower-case. The
+#: ``arch/new`` branch takes the ``arXiv:hep-th/1601.07616`` oddity seen in
+#: real papers: a new-style id has no archive, so the prefix is dropped.
+_ID = rf"""
+    (?:
+        (?P<new>{_NEW})
+      | (?P<arch>[a-z]+(?:-[a-z]+)?)(?:\.[a-z]+(?:-[a-z]+)?)?/
+        (?: (?P<old>(?:9[1-9]|0[0-7])(?:0[1-9]|1[0-2])\d{{3}}) | (?P<new2>{_NEW}) )
+    )
+    (?!\d)
+    (?:v(?P<ver>\d+))?
+"""
+
+
+def _bytes_re(pattern: str) -> re.Pattern[bytes]:
+    return re.compile(pattern.encode("ascii"), re.VERBOSE)
+
+
+# Searched in the lower-cased ASCII copy; each starts with a literal.
+_ARXIV_RE = _bytes_re(
+    r"arxiv (?: (?P<url>\.org/(?:abs|pdf|html)/) | (?P<dot>\.) | (?P<sep>[\ \t\xa0:?]{1,8}) )" + _ID
+)
+_AR5IV_RE = _bytes_re(r"ar5iv\.org/(?:abs|html)/" + _ID)
+_ALPHAXIV_RE = _bytes_re(r"alphaxiv\.org/abs/" + _ID)
+_HF_RE = _bytes_re(r"huggingface\.co/papers/" + _ID)
+#: Reserved first segments and attachment paths are refused inside the
+#: pattern, so the (many) image attachments of a log never reach Python.
+_GITHUB_RE = _bytes_re(
+    r"github\.com [/:]"
+    r"(?!(?:" + "|".join(sorted(re.escape(n) for n in GITHUB_RESERVED)) + r")/)"
+    r"(?P<key> [a-z0-9](?:-?[a-z0-9]){0,38} / [a-z0-9._-]++ ) (?!/assets/)"
+)
+_PAGES_RE = _bytes_re(r"\.github\.io (?![a-z0-9.-]) (?: / (?P<seg>[a-z0-9._-]*) (?P<more>/)? )?")
+_ID_RE = _bytes_re(_ID)
+_MIRRORS = (
+    (b"ar5iv.org/", _AR5IV_RE),
+    (b"alphaxiv.org/abs/", _ALPHAXIV_RE),
+    (b"huggingface.co/papers/", _HF_RE),
+)
+
+#: What may stand between the marker ``arXiv`` and an id: a colon (ASCII or
+#: full-width) and/or horizontal spaces.
+_MARK_SEP = re.compile(r"[ \t\u00a0\u3000]*[:：]?[ \t\u00a0\u3000]*")
+_OWNER = re.compile(rb"[a-z0-9](?:-?[a-z0-9]){0,38}")
+
+#: Characters a URL as written may continue with (RFC 3986 minus brackets
+#: and quotes; no backslash, no whitespace, nothing non-ASCII: full-width
+#: punctuation and CJK text end a link).
+_URL_TAIL = re.compile(r"[A-Za-z0-9\-._~:/?#@!$&()*+,;=%]+")
+#: Inside a tail, where a second scheme-less link glued on by a comma begins.
+_GLUED = re.compile(r"[,;](?=(?:www\.)?(?:github\.com|arxiv\.org)/)", re.ASCII | re.IGNORECASE)
+_TRAILING = frozenset(".,:;!?*~")
+_URL_CHARS = frozenset(
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~:/?#@!$&()*+,;=%"
+)
+
+_ALNUM = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+_SCHEME_CHARS = frozenset(_ALNUM + "+.-")
+#: Right before a host, these make it part of a longer name or of another
+#: URL's path or query (``notgithub.com``, ``docs.github.com``,
+#: ``example.com/github.com/a/b``, ``?u=github.com/a/b``).
+_HOST_BLOCKERS = frozenset(_ALNUM + "._-/=%&?#+~")
+#: Right before the marker ``arXiv``: part of a word or of a URL
+#: (``myarxiv 2305.09781``, ``badge/arXiv:2305.09781``, ``#arXiv:...``).
+_MARK_BLOCKERS = frozenset(_ALNUM + "._-/=#&")
+#: Right before a bare DOI: part of a longer number or name.
+_DOI_BLOCKERS = frozenset(_ALNUM + "._-")
+_LABEL_BYTES = frozenset(b"abcdefghijklmnopqrstuvwxyz0123456789-")
+_OLD_ARCHIVES_B = frozenset(name.encode("ascii") for name in OLD_ARCHIVES)
+_PAGES_FILE_SUFFIXES_B = tuple(s.encode("ascii") for s in PAGES_FILE_SUFFIXES)
+
+#: A link found but not yet placed: (start, end, kind, id, version).
+_Found = tuple[int, int, str, str, str | None]
+#: A finder: (chunk of text, its lowered copy, offset of the chunk, output).
+_Finder = Callable[[str, bytes, int, list[_Found]], None]
+
+#: Texts are scanned in pieces of about this many code points, cut at line
+#: breaks (no link spans a line). The lowered copy of a piece stays in the
+#: CPU cache while the patterns run over it, and small buffers are reused by
+#: the allocator instead of being mapped afresh (page faults are dear in a VM).
+_CHUNK = 1 << 16
+
+
+# ------------------------------------------------------------------ helpers
+
+
+def _lowered(text: str) -> bytes:
+    """One byte per code point, ASCII letters lower-cased.
+
+    Latin-1 characters keep their byte (``\\xa0`` stays a space-like byte),
+    every other character becomes ``?``; Latin-1 is the cheapest codec with
+    a fast path for that. ``bytes.lower`` changes ASCII letters only, so no
+    Unicode case rule (Kelvin sign, dotted I) can invent or hide a match.
+    """
+    return text.encode("latin-1", "replace").lower()
+
+
+def _arxiv_id(
+    new: bytes | None, arch: bytes | None, old: bytes | None, new2: bytes | None, ver: bytes | None
+) -> tuple[str, str | None] | None:
+    """Canonical id and version from the groups of :data:`_ID` (lower-case)."""
+    if new is not None:
+        ident = new.decode("ascii")
+    elif arch is None or arch not in _OLD_ARCHIVES_B:
+        return None
+    elif new2 is not None:
+        ident = new2.decode("ascii")  # arXiv:hep-th/1601.07616: the archive is noise
+    else:
+        ident = f"{arch.decode('ascii')}/{(old or b'').decode('ascii')}"
+    return ident, (None if ver is None else f"v{int(ver)}")
+
+
+def canonical_arxiv_id(value: str) -> tuple[str, str | None] | None:
+    """The canonical id and version of a bare arXiv id (``math.GT/0309136v2``
+    gives ``("math/0309136", "v2")``), or None when ``value`` is not one.
+
+    For ids that come from elsewhere than running text: an API answer, a
+    command-line argument, a cache key written by an older version.
+    """
+    value = value.strip()
+    if not value.isascii():
+        return None
+    m = _ID_RE.fullmatch(value.lower().encode("ascii"))
+    return None if m is None else _arxiv_id(*m.groups())
+
+
+def _url_end(text: str, pos: int, floor: int = -1) -> int:
+    """Where a URL whose significant part ends at ``pos`` ends as written.
+
+    Extends over URL characters, stops before a second link glued on
+    (``...a/b,https://...``), then drops trailing sentence punctuation and
+    unbalanced closing parentheses (``(见 https://github.com/a/b)。`` and
+    markdown ``[x](url)``), down to ``floor`` at most (default ``pos``: the
+    id itself is never cut). Linear in the length of the tail.
+    """
+    end = pos
+    if pos < len(text) and text[pos] in _URL_CHARS:
+        m = _URL_TAIL.match(text, pos)
+        if m is not None:
+            end = m.end()
+        scheme = text.find("://", pos, end)
+        if scheme >= 0:
+            while scheme > pos and text[scheme - 1] in _SCHEME_CHARS:
+                scheme -= 1
+            end = scheme
+        glued = _GLUED.search(text, pos, end)
+        if glued is not None:
+            end = glued.start()
+    lo = pos if floor < 0 else floor
+    opens = closes = -1  # counted on the first ")" met
+    while end > lo:
+        c = text[end - 1]
+        if c == ")":
+            if closes < 0:
+                opens, closes = text.count("(", lo, end), text.count(")", lo, end)
+            if opens >= closes:
+                break
+            closes -= 1
+        elif c == "(":
+            opens -= 1
+        elif c not in _TRAILING:
+            break
+        end -= 1
+    return end
+
+
+def _link_start(low: bytes, text: str, host: int) -> int:
+    """Start of the link whose host name starts at ``host``: its ``www.`` and
+    ``https://``/``http://``/``//`` if any. -1 when the host is glued to a
+    preceding name or sits inside another URL's path or query."""
+    if host >= 8 and low.startswith(b"https://", host - 8):  # by far the most common
+        s = host - 8
+    else:
+        s = host - 4 if host >= 4 and low.startswith(b"www.", host - 4) else host
+        if s >= 8 and low.startswith(b"https://", s - 8):
+            s -= 8
+        elif s >= 7 and low.startswith(b"http://", s - 7):
+            s -= 7
+        elif s >= 2 and low.startswith(b"//", s - 2):
+            s -= 2
+    if s > 0 and text[s - 1] in _HOST_BLOCKERS:
+        return -1
+    return s
+
+
+def _subdomains_start(low: bytes, host: int) -> int:
+    """Start of the full host name ending in the label at ``host``: any
+    subdomains of ``arxiv.org`` (``export.``, ``browse.``, ``ar5iv.labs.``,
+    mirrors like ``cn.``) belong to it."""
+    s = host
+    while s > 1 and low[s - 1] == 0x2E:  # "."
+        t = s - 1
+        while t > 0 and low[t - 1] in _LABEL_BYTES:
+            t -= 1
+        if t == s - 1:
+            break
+        s = t
+    return s
+
+
+# ------------------------------------------------------------- finders per form
+# Each takes a chunk of the text, its lowered copy, the chunk's offset in the
+# whole text, and appends (start, end, kind, id, version) in whole-text offsets.
+
+
+def _find_arxiv(text: str, low: bytes, base: int, out: list[_Found]) -> None:
+    """``arxiv.org/abs|pdf|html/ID`` on any arxiv.org host, the DOI
+    ``10.48550/arXiv.ID`` and the markers ``arXiv:ID`` / ``arXiv ID``."""
+    append = out.append
+    n = len(text)
+    url_chars = _URL_CHARS
+    for m in _ARXIV_RE.finditer(low):
+        url, dot, _, new, arch, old, new2, ver = m.groups()
+        if new is not None and ver is None:
+            ident, version = new.decode("ascii"), None
+        else:
+            found = _arxiv_id(new, arch, old, new2, ver)
+            if found is None:
+                continue
+            ident, version = found
+        p, end = m.span()
+        if url is not None:
+            if p >= 8 and low.startswith(b"https://", p - 8):
+                s = p - 8
+                if s > 0 and text[s - 1] in _HOST_BLOCKERS:
+                    continue
+            else:
+                s = _link_start(low, text, _subdomains_start(low, p))
+                if s < 0:
+                    continue
+            if end < n and text[end] in url_chars:
+                end = _url_end(text, end)
+        elif dot is not None:
+            if p < 9 or not low.startswith(b"10.48550/", p - 9):
+                continue
+            s = p - 9
+            if s >= 8 and low.startswith(b"doi.org/", s - 8):
+                host = s - 11 if s >= 11 and low.startswith(b"dx.", s - 11) else s - 8
+                s = _link_start(low, text, host)
+                if s < 0:
+                    continue
+            elif s > 0 and text[s - 1] in _DOI_BLOCKERS:
+                continue
+            elif s >= 4 and low.startswith(b"doi:", s - 4):
+                s -= 4
+            elif s >= 5 and low.startswith(b"doi: ", s - 5):
+                s -= 5
+        else:
+            if p > 0 and text[p - 1] in _MARK_BLOCKERS:
+                continue
+            sep_end = m.end("sep")
+            if sep_end - p != 6 or text[p + 5] not in ": ":
+                sep = _MARK_SEP.match(text, p + 5, sep_end)
+                if sep is None or sep.end() != sep_end:
+                    continue  # a CJK character or a tab mix, not a separator
+            s = p
+        append((base + s, base + end, "arxiv", ident, version))
+
+
+def _find_arxiv_mirrors(text: str, low: bytes, base: int, out: list[_Found]) -> None:
+    """``ar5iv.org/abs/ID``, ``alphaxiv.org/abs/ID``, ``huggingface.co/papers/ID``
+    (``ar5iv.labs.arxiv.org`` is an arxiv.org host, found with those)."""
+    append = out.append
+    for literal, pattern in _MIRRORS:
+        first = low.find(literal)  # usually absent: skip the regex scan
+        if first < 0:
+            continue
+        for m in pattern.finditer(low, first):
+            found = _arxiv_id(*m.groups())
+            if found is None:
+                continue
+            s = _link_start(low, text, m.start())
+            if s < 0:
+                continue
+            append((base + s, base + _url_end(text, m.end()), "arxiv", found[0], found[1]))
+
+
+def _find_github(text: str, low: bytes, base: int, out: list[_Found]) -> None:
+    """``github.com/OWNER/REPO...`` with any scheme or ``www.``, and the SSH
+    form ``git@github.com:OWNER/REPO.git``."""
+    append = out.append
+    n = len(text)
+    url_chars = _URL_CHARS
+    for m in _GITHUB_RE.finditer(low):
+        p = m.start()
+        if low[p + 10] == 0x2F:  # "github.com/"
+            if p >= 8 and low.startswith(b"https://", p - 8):
+                s = p - 8
+                if s > 0 and text[s - 1] in _HOST_BLOCKERS:
+                    continue
+            else:
+                s = _link_start(low, text, p)
+                if s < 0:
+                    continue
+        else:  # "user@github.com:owner/repo"
+            s = p - 1
+            if s < 1 or low[s] != 0x40:  # "@"
+                continue
+            while s > 0 and low[s - 1] in _LABEL_BYTES:
+                s -= 1
+            if s == p - 1 or (s > 0 and text[s - 1] in _HOST_BLOCKERS):
+                continue
+        key = m.group("key")
+        end = m.end()
+        if key[-1] == 0x2E:  # "github.com/a/b." ends a sentence: the dot is no part
+            end = _url_end(text, end, end - len(key) + key.index(b"/") + 2)
+        elif end < n and text[end] in url_chars:
+            end = _url_end(text, end)
+        if key[-1] == 0x2E or key.endswith(b".git"):  # "a/b.", "a/b.git"
+            owner, _, repo = key.partition(b"/")
+            repo = repo.rstrip(b".")
+            if repo.endswith(b".git"):
+                repo = repo[:-4].rstrip(b".")
+            if not repo:
+                continue
+            key = owner + b"/" + repo
+        append((base + s, base + end, "github", key.decode("ascii"), None))
+
+
+def _find_pages(text: str, low: bytes, base: int, out: list[_Found]) -> None:
+    """``OWNER.github.io[/REPO...]``: the owner label before the match."""
+    for m in _PAGES_RE.finditer(low):
+        p = m.start()
+        o = p
+        while o > 0 and low[o - 1] in _LABEL_BYTES and p - o < 40:
+            o -= 1
+        owner = low[o:p]
+        if _OWNER.fullmatch(owner) is None or (o > 0 and low[o - 1] in _LABEL_BYTES):
+            continue  # empty, too long, or not a GitHub login (double hyphens)
+        s = _link_start(low, text, o)
+        if s < 0:
+            continue  # a path segment (".../notes.github.io/assets/...") or a subdomain
+        seg = (m.group("seg") or b"").rstrip(b".")
+        if not seg or (m.group("more") is None and seg.endswith(_PAGES_FILE_SUFFIXES_B)):
+            seg = owner + b".github.io"  # the user site itself, or a file of it
+        ident = f"{owner.decode('ascii')}/{seg.decode('ascii')}"
+        out.append((base + s, base + _url_end(text, p + 10), "github", ident, None))
+
+
+# ---------------------------------------------------------------- Link objects
+
+
+def _link_parts() -> tuple[Any, ...]:
+    """What it takes to build a :class:`Link` without validating it.
+
+    Extraction builds one Link per occurrence (a hundred thousand in a big
+    log) from values it has already checked. pydantic's validation costs
+    about 8 µs a Link on a small machine and ``model_construct`` more, which
+    alone would halve the throughput; setting the instance's ``__dict__`` and
+    the three BaseModel slots (what ``model_construct`` does at its end)
+    costs a fraction. The slots are set through their descriptors. One
+    fields-set is shared: every Link has all its fields set, Link is frozen,
+    and pydantic copies the set before changing it (``model_copy``).
+
+    The shortcut is checked here against a validated Link; should pydantic's
+    internals ever differ, the parts are None and Links are validated.
+    """
+    slots = vars(BaseModel)
+    values: dict[str, Any] = {
+        "kind": "arxiv", "id": "2305.09781", "version": "v2",
+        "text": "arXiv:2305.09781v2", "line": 1, "column": 1, "start": 0, "end": 18,
+        "via": None,
+    }  # fmt: skip
+    try:
+        parts = (
+            object.__new__,
+            object.__setattr__,
+            slots["__pydantic_fields_set__"].__set__,
+            slots["__pydantic_extra__"].__set__,
+            slots["__pydantic_private__"].__set__,
+            set(Link.model_fields),
+        )
+        new, set_dict, set_fields, set_extra, set_private, fields = parts
+        probe = new(Link)
+        set_dict(probe, "__dict__", dict(values))
+        set_fields(probe, fields)
+        set_extra(probe, None)
+        set_private(probe, None)
+        ref = Link(**values)
+        if (
+            probe == ref
+            and probe.model_dump_json() == ref.model_dump_json()
+            and repr(probe) == repr(ref)
+            and hash(probe) == hash(ref)
+            and not getattr(Link, "__pydantic_post_init__", None)
+        ):
+            return parts
+    except Exception:  # pragma: no cover - depends on pydantic's internals
+        log.debug("fast Link construction unavailable", exc_info=True)
+    return (None,) * 6  # pragma: no cover
+
+
+_LINK_PARTS = _link_parts()
+
+
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector while a big text is scanned.
+
+    Extraction creates hundreds of thousands of small long-lived objects
+    (found tuples, Links); the collections they trigger, each walking every
+    object built so far, cost as much as building them. None of them forms a
+    cycle, so nothing is left behind for the collector.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _scan(text: str, finders: tuple[_Finder, ...]) -> list[_Found]:
+    """Run the finders over the text, chunk by chunk (see :data:`_CHUNK`)."""
+    found: list[_Found] = []
+    n = len(text)
+    a = 0
+    while a < n:
+        b = n
+        if n - a > 2 * _CHUNK:
+            cut = text.find("\n", a + _CHUNK)
+            if cut < 0:
+                cut = text.find("\r", a + _CHUNK)
+            if cut >= 0:
+                b = cut + 1
+        chunk = text if (a == 0 and b == n) else text[a:b]
+        low = _lowered(chunk)
+        for finder in finders:
+            finder(chunk, low, a, found)
+        a = b
+    return found
+
+
+def _to_links(text: str, found: list[_Found], via: str | None) -> list[Link]:
+    """Sort, drop overlaps, and attach 1-based line and column, in one pass.
+
+    ``\\n``, ``\\r\\n`` and ``\\r`` all end a line, so a CRLF or CR file gives
+    the same lines and columns as its LF twin.
+    """
+    found.sort()
+    has_cr = "\r" in text
+    count, rfind = text.count, text.rfind
+    new, set_dict, set_fields, set_extra, set_private, fields = _LINK_PARTS
+    links: list[Link] = []
+    append = links.append
+    line = 1
+    line_start = 0  # offset of the first character of the current line
+    last = 0  # offset up to which line breaks have been counted
+    last_end = 0
+    for start, end, kind, ident, version in found:
+        if start < last_end:  # the same text reached from two anchors
+            continue
+        last_end = end
+        nl = count("\n", last, start)
+        if has_cr:
+            cr = count("\r", last, start)
+            if nl or cr:
+                line += nl + cr - count("\r\n", last, start)
+                line_start = 1 + max(rfind("\n", last, start), rfind("\r", last, start))
+        elif nl:
+            line += nl
+            line_start = rfind("\n", last, start) + 1
+        last = start
+        values = {
+            "kind": kind,
+            "id": ident,
+            "version": version,
+            "text": text[start:end],
+            "line": line,
+            "column": start - line_start + 1,
+            "start": start,
+            "end": end,
+            "via": via,
+        }
+        if new is None:  # pragma: no cover - pydantic internals changed
+            append(Link.model_validate(values))
+            continue
+        link = new(Link)
+        set_dict(link, "__dict__", values)
+        set_fields(link, fields)
+        set_extra(link, None)
+        set_private(link, None)
+        append(link)
+    return links
+
+
+# -------------------------------------------------------------------- public
+
+
+def extract(text: str) -> list[Link]:
+    """Every arXiv and GitHub repository link in ``text``, in document order.
+
+    Pure and total: never raises on a string, needs no network. GitHub Pages
+    sites are not included (see :func:`find_pages_links`).
+    """
+    if not text:
+        return []
+    with _gc_paused():
+        found = _scan(text, (_find_arxiv, _find_arxiv_mirrors, _find_github))
+        return _to_links(text, found, None)
+
+
+def find_pages_links(text: str) -> list[Link]:
+    """GitHub Pages sites in ``text`` as candidate repositories (``via="pages"``).
+
+    ``OWNER.github.io/REPO/...`` names the candidate ``owner/repo`` (a project
+    site) and a bare ``OWNER.github.io`` the user site ``owner/owner.github.io``.
+    They are only candidates: a project site's path need not be a repository,
+    so the pipeline must check them against the API before using them; that
+    is why :func:`extract` leaves them out.
+    """
+    if not text:
+        return []
+    with _gc_paused():
+        return _to_links(text, _scan(text, (_find_pages,)), "pages")
