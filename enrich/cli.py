@@ -9,7 +9,6 @@ files the worst wins (2 over 1 over 0).
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 import sys
 from collections.abc import Sequence
@@ -123,6 +122,26 @@ def _setup_logging(verbose: bool, quiet: bool) -> None:
     root.propagate = False
 
 
+class _Redact(logging.Filter):
+    """Last line of defence: no log line shows the token, whatever put it there."""
+
+    def __init__(self, secret: str) -> None:
+        super().__init__()
+        self.secret = secret
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        if self.secret in text:
+            record.msg = text.replace(self.secret, "[redacted]")
+            record.args = None
+        return True
+
+
+def _redact_in_logs(secret: str) -> None:
+    for handler in logging.getLogger("enrich").handlers:
+        handler.addFilter(_Redact(secret))
+
+
 def output_paths(path: Path, formats: Sequence[str], out_dir: Path | None) -> dict[str, Path]:
     """``logs/000.txt`` -> ``logs/000.enriched.md`` / ``.enriched.json`` / ``000.bib``."""
     folder = out_dir if out_dir is not None else path.parent
@@ -136,13 +155,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .extract import extract
     from .lock import RunLock
     from .models import FileReport
-    from .pipeline import Enricher, file_report, source_info
+    from .pipeline import Enricher, file_report, run_sync, source_info
     from .textio import read_source
     from .write.markdown import strip_blocks
 
     quiet = bool(args.quiet)
     _setup_logging(bool(args.verbose), quiet)
     cfg = _load_config(args)
+    if cfg.token is not None:
+        _redact_in_logs(cfg.token.get_secret_value())
     out_dir = Path(args.out_dir) if args.out_dir else None
     if out_dir is not None and not args.dry_run:
         try:
@@ -176,10 +197,9 @@ def cmd_run(args: argparse.Namespace) -> int:
                 if not quiet and sys.stderr.isatty():
                     progress = stack.enter_context(_Progress())
                     enricher._progress = progress.advance
-                links_per_file = [extract(text) for _, text, _ in good]
                 if progress is not None:
-                    progress.start(links_per_file)
-                docs, res = asyncio.run(_enrich_all(enricher, good))
+                    progress.start([extract(text) for _, text, _ in good])
+                docs, res = run_sync(_enrich_all(enricher, good))
             for (path, text, _src), doc in zip(good, docs, strict=True):
                 rep = file_report(str(path), doc, res, offline=bool(args.offline))
                 try:

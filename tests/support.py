@@ -41,7 +41,8 @@ def populate(arxiv: FakeArxiv, github: FakeGitHub, text: str) -> tuple[list[str]
     return ids, keys
 
 
-def write_config(path: Path, arxiv_srv: FakeArxiv, github_srv: FakeGitHub, **sections: Any) -> Path:
+def write_config(path: Path, arxiv_srv: FakeArxiv, github_srv: FakeGitHub,
+                 **sections: Any) -> Path:
     """A config file pointed at the fakes with short waits; ``sections`` merge over it."""
     data: dict[str, Any] = {
         "cache": {"path": "cache/enrich.sqlite3"},

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -269,3 +270,54 @@ def test_api_failure_after_a_good_run_keeps_data_as_stale_and_exits_1(
     # the cache still has the good data: the next healthy run is clean again
     github_server.faults.clear()
     assert run_cli("run", "--file", str(log), "--config", str(cfg), "--refresh")[0] == 0
+
+
+def test_verbose_logs_each_request_with_method_url_and_status(
+        log: Path, cfg: Path, arxiv_server: FakeArxiv, github_server: FakeGitHub) -> None:
+    code, _, err = run_cli("run", "--file", str(log), "--config", str(cfg), "--verbose")
+    assert code == 0, err
+    lines = err.splitlines()
+    assert any("arxiv GET" in ln and "/api/query" in ln and "-> 200" in ln for ln in lines)
+    rest = [ln for ln in lines if ("github GET /repos/" in ln or "github GET /repositories/" in ln)
+            and "-> 200" in ln]
+    assert len(rest) == github_server.count_status(200, endpoint="rest")
+    assert any("-> 301" in ln for ln in lines)  # the renamed repositories
+
+
+def test_extract_prints_a_table_and_json(log: Path) -> None:
+    code, out, _ = run_cli("extract", "--file", str(log))
+    assert code == 0
+    assert out.splitlines()[0].split() == ["LINE:COL", "KIND", "ID", "VER", "AS", "WRITTEN"]
+    assert "hep-th/9711200" in out and "links:" in out.splitlines()[-1]
+    code, out, _ = run_cli("extract", "--file", str(log), "--json")
+    data = json.loads(out)
+    assert set(data) == {"links", "arxiv", "github"}
+    assert data["arxiv"] == sorted(data["arxiv"]) and "math/0211159" in data["arxiv"]
+    assert all({"kind", "id", "line", "column", "start", "end", "text"} <= set(lk)
+               for lk in data["links"])
+
+
+def test_cache_stats_prune_and_clear(log: Path, cfg: Path) -> None:
+    assert run_cli("run", "--file", str(log), "--config", str(cfg))[0] == 0
+    code, out, _ = run_cli("cache", "stats", "--config", str(cfg))
+    assert code == 0 and "papers:" in out and "total: 14" in out
+    code, out, _ = run_cli("cache", "prune", "--config", str(cfg))
+    assert code == 0 and "pruned" in out
+    code, out, _ = run_cli("cache", "clear", "--config", str(cfg))
+    assert code == 0 and "cleared" in out
+    code, out, _ = run_cli("cache", "stats", "--config", str(cfg))
+    assert "total: 0" in out
+
+
+def test_trends_lists_the_logs_repositories(log: Path, cfg: Path) -> None:
+    assert run_cli("run", "--file", str(log), "--config", str(cfg))[0] == 0
+    code, out, _ = run_cli("trends", "--file", str(log), "--config", str(cfg))
+    assert code == 0
+    assert out.splitlines()[0].startswith("REPOSITORY")
+    assert "meta-llama/llama" in out.lower() and "karpathy/nanogpt" in out.lower()
+
+
+def test_version() -> None:
+    with pytest.raises(SystemExit) as exc:
+        run_cli("--version")
+    assert exc.value.code == 0

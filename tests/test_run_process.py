@@ -94,8 +94,8 @@ def test_two_runs_at_once_one_exits_75_and_the_other_finishes(
     first = _spawn("run", "--file", str(log), "--config", str(cfg), cwd=tmp_path)
     _wait_for(lambda: github_server.count() >= 1)
     second = _spawn("run", "--file", str(log), "--config", str(cfg), cwd=tmp_path)
-    out2, err2 = second.communicate(timeout=30)
-    out1, err1 = first.communicate(timeout=60)
+    _, err2 = second.communicate(timeout=30)
+    _, err1 = first.communicate(timeout=60)
     assert second.returncode == 75, err2.decode()
     assert b"another enrich run" in err2 and b"Traceback" not in err2
     assert first.returncode == 0, err1.decode()
