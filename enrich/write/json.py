@@ -24,6 +24,8 @@ import sys
 from importlib import resources
 from typing import Any
 
+import pydantic_core
+
 from ..models import EnrichedDocument, Link
 
 SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
@@ -35,10 +37,27 @@ def render_json(doc: EnrichedDocument) -> str:
 
     Keys keep the model's field order; ``papers`` and ``repos`` are sorted by id.
     """
+    # pydantic's serializer (Rust) writes the same text as json.dumps(indent=2,
+    # ensure_ascii=False), whose indenting encoder is pure Python and ~5x slower on a
+    # 4000-record document; serialising the model directly also skips the dict copy.
+    if _is_sorted(doc.papers) and _is_sorted(doc.repos):
+        try:
+            return doc.model_dump_json(indent=2) + "\n"
+        except (pydantic_core.PydanticSerializationError, ValueError):
+            pass
     data = doc.model_dump(mode="json")
     data["papers"] = dict(sorted(data["papers"].items()))
     data["repos"] = dict(sorted(data["repos"].items()))
-    return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+    try:
+        return pydantic_core.to_json(data, indent=2).decode("utf-8") + "\n"
+    except (pydantic_core.PydanticSerializationError, ValueError):
+        # e.g. a lone surrogate (from a JSON "\ud800" escape): keep the stdlib's behaviour
+        return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+
+
+def _is_sorted(records: dict[str, Any]) -> bool:
+    keys = list(records)
+    return keys == sorted(keys)
 
 
 def _link_schema() -> dict[str, Any]:
