@@ -26,7 +26,7 @@ class RunLock:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as exc:
-            reason = f"cannot create the lock file: {exc.strerror}"
+            reason = f"cannot create or open the lock file: {exc.strerror}"
             raise CacheError(str(self.path), reason) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

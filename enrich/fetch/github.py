@@ -59,6 +59,7 @@ from .policy import (
     credential_id,
     github_rate_limit,
     is_transient,
+    quote_untrusted,
     ratelimit_remaining,
     ratelimit_reset,
 )
@@ -76,6 +77,7 @@ _MAX_MESSAGE = 200
 
 _OWNER = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9]|-(?=[A-Za-z0-9])){0,38}")
 _REPO = re.compile(r"[A-Za-z0-9._-]{1,100}")
+_TOO_LONG = re.compile(_OWNER.pattern + r"/[A-Za-z0-9._-]{101,}")
 
 _REPO_FIELDS = f"""fragment RepoFields on Repository {{
   nameWithOwner url description homepageUrl stargazerCount forkCount
@@ -130,11 +132,6 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _clip(text: str) -> str:
-    text = " ".join(str(text).split())
-    return text if len(text) <= _MAX_MESSAGE else text[:_MAX_MESSAGE] + "…"
-
-
 def _fmt_time(when: datetime) -> str:
     return when.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
@@ -155,6 +152,10 @@ class _AuthFailed(Exception):
     """The token was rejected (401): no further request is worth sending."""
 
 
+_UNREAD: Any = object()
+_NOT_JSON: Any = object()  # what _Answer.decoded() gives for a body that is not JSON
+
+
 @dataclass
 class _Answer:
     status: int
@@ -162,19 +163,32 @@ class _Answer:
     body: bytes
     url: httpx.URL
     parsed: Any = None
+    _doc: Any = field(default=_UNREAD, repr=False, compare=False)
+
+    def decoded(self) -> Any:
+        """The body as JSON, or :data:`_NOT_JSON`; decoded once, since the rate-limit
+        check, the message and the record all read it (a 100-repository GraphQL
+        answer is 50 KB). Readers must not modify it."""
+        if self._doc is _UNREAD:
+            try:
+                self._doc = json.loads(self.body)
+            except (ValueError, UnicodeDecodeError):
+                self._doc = _NOT_JSON
+        return self._doc
 
     def json(self) -> Any:
-        try:
-            return json.loads(self.body)
-        except (ValueError, UnicodeDecodeError):
-            raise _Garbage(f"HTTP {self.status} with a body that is not JSON") from None
+        doc = self.decoded()
+        if doc is _NOT_JSON:
+            raise _Garbage(f"HTTP {self.status} with a body that is not JSON")
+        return doc
 
     def message(self) -> str:
         """GitHub's ``message`` (or GraphQL's first error message), else ''."""
-        try:
-            doc = json.loads(self.body)
-        except (ValueError, UnicodeDecodeError):
-            return self.body[:_MAX_MESSAGE].decode("utf-8", "replace")
+        doc = self.decoded()
+        if doc is _NOT_JSON:
+            # Whole, not a slice: a cut could split an echoed token that redaction
+            # (GithubFetcher._quote) must see entire. The body is capped anyway.
+            return self.body.decode("utf-8", "replace")
         if isinstance(doc, dict):
             if isinstance(doc.get("message"), str):
                 return str(doc["message"])
@@ -182,6 +196,14 @@ class _Answer:
             if isinstance(errors, list) and errors and isinstance(errors[0], dict):
                 return str(errors[0].get("message", ""))
         return ""
+
+
+def _error_dicts(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    """GraphQL ``errors`` as a list of objects, whatever the server put there."""
+    errors = doc.get("errors")
+    if not isinstance(errors, list):
+        return []
+    return [e for e in errors if isinstance(e, dict)]
 
 
 @dataclass
@@ -256,6 +278,12 @@ class GithubFetcher:
     def __repr__(self) -> str:
         return f"GithubFetcher(mode={self.mode!r}, credential={self._credential!r})"
 
+    def _quote(self, text: object, limit: int = _MAX_MESSAGE) -> str:
+        """Server text fit for a message or a log line: the token redacted, no control
+        characters, clipped (an error body may echo the Authorization header)."""
+        secrets = [self._token, quote(self._token, safe="")] if self._token else []
+        return quote_untrusted(text, limit, secrets)
+
     async def fetch(self, keys: Sequence[str], etags: Mapping[str, str] | None = None, *,
                     refresh: bool = False) -> FetchResult[Repo]:
         """Fetch ``keys`` (lower-case ``owner/repo``); never raises for one key's failure.
@@ -272,7 +300,12 @@ class GithubFetcher:
             try:
                 wanted[key] = split_key(key)
             except ValueError as exc:
-                run.result.failed[key] = str(exc)
+                if _TOO_LONG.fullmatch(key):
+                    # well-formed but longer than GitHub allows (100): no such repository
+                    # can exist, a verdict worth caching rather than an error every night
+                    run.result.records[key] = Repo(status="not_found", fetched_at=_now())
+                else:
+                    run.result.failed[key] = str(exc)
         if not wanted:
             return run.result
         self._clear_stale_stop()
@@ -355,8 +388,9 @@ class GithubFetcher:
                 return
             if status == 401:
                 raise self._auth_error(run, ans)
-            raise FetchError(f"GitHub answered HTTP {status} for {key}: {_clip(ans.message())}",
-                             url=str(ans.url), status=status, transient=is_transient(status))
+            raise FetchError(
+                f"GitHub answered HTTP {status} for {key}: {self._quote(ans.message())}",
+                url=str(ans.url), status=status, transient=is_transient(status))
         raise FetchError(f"too many redirects for {key}", url=str(url), transient=False)
 
     def _redirect_target(self, key: str, ans: _Answer) -> httpx.URL:
@@ -364,12 +398,19 @@ class GithubFetcher:
         if not location:
             raise FetchError(f"GitHub answered HTTP {ans.status} for {key} without a Location",
                              url=str(ans.url), status=ans.status, transient=False)
-        target = ans.url.join(location)
-        if _origin(target) != _origin(self._api_url):
-            raise FetchError(
-                f"GitHub redirected {key} to another host ({target.scheme}://{target.host}); "
-                "not followed", url=str(ans.url), status=ans.status, transient=False)
-        logger.debug("github %s moved (HTTP %d) to %s", key, ans.status, target)
+        try:
+            target = ans.url.join(location)
+            origin = _origin(target)
+        except (httpx.InvalidURL, ValueError):
+            raise FetchError(f"GitHub answered HTTP {ans.status} for {key} with an unusable "
+                             "Location", url=str(ans.url), status=ans.status,
+                             transient=False) from None
+        if origin != _origin(self._api_url):
+            where = self._quote(f"{target.scheme}://{target.host}", 100)
+            raise FetchError(f"GitHub redirected {key} to another host ({where}); not followed",
+                             url=str(ans.url), status=ans.status, transient=False)
+        logger.debug("github %s moved (HTTP %d) to %s", key, ans.status,
+                     self._quote(target, 300))
         return target
 
     def _record_from_rest(self, key: str, ans: _Answer) -> Repo:
@@ -443,13 +484,13 @@ class GithubFetcher:
         if ans.status == 401:
             raise self._auth_error(run, ans)
         if ans.status != 200:
-            raise FetchError(f"GitHub GraphQL answered HTTP {ans.status}: {_clip(ans.message())}",
-                             url=str(ans.url), status=ans.status,
-                             transient=is_transient(ans.status))
+            raise FetchError(
+                f"GitHub GraphQL answered HTTP {ans.status}: {self._quote(ans.message())}",
+                url=str(ans.url), status=ans.status, transient=is_transient(ans.status))
         doc: dict[str, Any] = ans.parsed
         raw_data = doc.get("data")
         data: dict[str, Any] = raw_data if isinstance(raw_data, dict) else {}
-        errors = [e for e in doc.get("errors") or [] if isinstance(e, dict)]
+        errors = _error_dicts(doc)
         by_alias: dict[str, dict[str, Any]] = {}
         general: list[str] = []
         for err in errors:
@@ -457,7 +498,7 @@ class GithubFetcher:
             if isinstance(path, list) and path and isinstance(path[0], str):
                 by_alias.setdefault(path[0], err)
             else:
-                general.append(_clip(str(err.get("message", ""))))
+                general.append(self._quote(err.get("message", "")))
         fallback: list[str] = []
         for i, (key, _pair) in enumerate(batch):
             alias = f"r{i}"
@@ -478,7 +519,8 @@ class GithubFetcher:
                 else:
                     # Undocumented per-repository error (how GraphQL shows a blocked
                     # repository is unverified): REST has documented answers (404, 451).
-                    logger.debug("github GraphQL error %s for %s; asking REST", etype, key)
+                    logger.debug("github GraphQL error %s for %s; asking REST",
+                                 self._quote(etype, 60), key)
                     fallback.append(key)
             else:
                 why = "; ".join(m for m in general if m) or "no data and no error"
@@ -539,6 +581,11 @@ class GithubFetcher:
                 ans = await self._send(run, method, url, headers, content)
             except _TooLarge as exc:
                 raise FetchError(str(exc), url=str(url), transient=False) from None
+            except httpx.InvalidURL:
+                # httpx builds the next request of any redirect, followed or not, and
+                # fails on a Location that is no URL (``javascript:...``)
+                raise FetchError(f"GitHub answered {method} {url.host} with a redirect to "
+                                 "an unusable Location", url=str(url), transient=False) from None
             except (httpx.RequestError, TimeoutError) as exc:
                 problem = f"{type(exc).__name__} talking to {url.host}"
                 status = None
@@ -565,8 +612,8 @@ class GithubFetcher:
                 raise FetchError(f"GitHub request failed after {failures} attempts: {problem}",
                                  url=str(url), status=status, attempt=failures)
             delay = backoff(failures - 1, cfg.backoff, cfg.backoff_max, self._rng)
-            logger.debug("github %s %s: %s; retry %d in %.2fs", method, url.path, problem,
-                         failures, delay)
+            logger.debug("github %s %s: %s; retry %d in %.2fs", method,
+                         self._quote(url.path, 300), problem, failures, delay)
             await asyncio.sleep(delay)
 
     async def _send(self, run: _Run, method: str, url: httpx.URL,
@@ -594,8 +641,8 @@ class GithubFetcher:
                     if len(buf) > limit:
                         raise _TooLarge(
                             f"GitHub answer larger than http.max_bytes ({limit} bytes)")
-        logger.debug("github %s %s -> %d (%d bytes)", method, url.path, resp.status_code,
-                     len(buf))
+        logger.debug("github %s %s -> %d (%d bytes)", method, self._quote(url.path, 300),
+                     resp.status_code, len(buf))
         return _Answer(resp.status_code, resp.headers, bytes(buf), url)
 
     def _authorization(self, url: httpx.URL) -> dict[str, str]:
@@ -606,13 +653,10 @@ class GithubFetcher:
 
     def _rate_limit_of(self, ans: _Answer, graphql: bool) -> RateLimit | None:
         if graphql and ans.status == 200:
-            try:
-                doc = json.loads(ans.body)
-            except (ValueError, UnicodeDecodeError):
-                return None
+            doc = ans.decoded()
             if not isinstance(doc, dict):
                 return None
-            errors = [e for e in doc.get("errors") or [] if isinstance(e, dict)]
+            errors = _error_dicts(doc)
             data = doc.get("data")
             throttled = any(
                 str(e.get("type", "")) in GRAPHQL_RATE_LIMIT_TYPES
@@ -720,7 +764,7 @@ class GithubFetcher:
             msg = ("GitHub rejected the token (401): check the variable named by "
                    "github.token_env")
         else:
-            msg = f"GitHub answered 401 without a token: {_clip(ans.message())}"
+            msg = f"GitHub answered 401 without a token: {self._quote(ans.message())}"
         run.auth_error = msg
         return _AuthFailed(msg)
 
@@ -729,6 +773,9 @@ def _graphql_document(ans: _Answer) -> dict[str, Any]:
     doc = ans.json()
     if not isinstance(doc, dict) or not ("data" in doc or "errors" in doc):
         raise _Garbage("a GraphQL answer without data or errors")
+    if not isinstance(doc.get("data"), dict | None) or not isinstance(doc.get("errors"),
+                                                                      list | None):
+        raise _Garbage("a GraphQL answer whose data or errors have the wrong type")
     return doc
 
 

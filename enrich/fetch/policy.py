@@ -12,9 +12,11 @@ throttling.
 from __future__ import annotations
 
 import hashlib
+import math
 import random
 import time
-from collections.abc import Mapping
+import unicodedata
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -29,16 +31,26 @@ def is_transient(status: int) -> bool:
     return status in TRANSIENT_STATUSES
 
 
+#: Longest wait a ``Retry-After`` can ask for: any longer is "not this run" anyway, and
+#: a server's ``inf`` or ``1e308`` must not overflow the date arithmetic that follows.
+MAX_RETRY_AFTER = 366 * 86400.0
+
+
 def retry_after_seconds(headers: Mapping[str, str], now: float | None = None) -> float | None:
-    """Seconds asked for by a ``Retry-After`` header (delta-seconds or HTTP-date), or None."""
+    """Seconds asked for by a ``Retry-After`` header (delta-seconds or HTTP-date), or None.
+
+    Clamped to 0..:data:`MAX_RETRY_AFTER`; ``nan`` is no answer.
+    """
     raw = _get(headers, "retry-after")
     if raw is None:
         return None
     raw = raw.strip()
     try:
-        return max(0.0, float(raw))
+        value = float(raw)
     except ValueError:
         pass
+    else:
+        return None if math.isnan(value) else min(MAX_RETRY_AFTER, max(0.0, value))
     try:
         when = parsedate_to_datetime(raw)
     except (TypeError, ValueError, IndexError):
@@ -46,7 +58,7 @@ def retry_after_seconds(headers: Mapping[str, str], now: float | None = None) ->
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     now = time.time() if now is None else now
-    return max(0.0, when.timestamp() - now)
+    return min(MAX_RETRY_AFTER, max(0.0, when.timestamp() - now))
 
 
 def ratelimit_reset(headers: Mapping[str, str]) -> datetime | None:
@@ -100,6 +112,31 @@ def credential_id(token: str | None) -> str:
         return "anon"
     digest = hashlib.sha256(b"enrich-credential:" + token.encode("utf-8")).hexdigest()
     return "tok-" + digest[:16]
+
+
+#: Longest piece of API text quoted in an error message.
+MAX_QUOTED = 200
+_INVISIBLE = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def quote_untrusted(text: object, limit: int = MAX_QUOTED, secrets: Iterable[str] = ()) -> str:
+    """API text (an error message, a URL) made fit to quote in a message or a log line.
+
+    Error bodies come from the server and may say anything: echo the token we sent,
+    carry terminal escape sequences (a cron mail or a terminal would obey them), line
+    breaks that forge log lines, bidi overrides, or megabytes. Every ``secrets``
+    value is replaced by ``[redacted]`` *before* clipping (a clip must never keep
+    half a token), then control and bidi characters go, whitespace collapses and
+    the text is cut to ``limit`` characters.
+    """
+    s = str(text)
+    for secret in secrets:
+        if secret:
+            s = s.replace(secret, "[redacted]")
+    s = "".join(" " if ch.isspace() else ch for ch in s
+                if ch.isspace() or not (ch in _INVISIBLE or unicodedata.category(ch) == "Cc"))
+    s = " ".join(s.split())
+    return s if len(s) <= limit else s[:limit] + "…"
 
 
 def _get(headers: Mapping[str, str], name: str) -> str | None:

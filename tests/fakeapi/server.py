@@ -9,6 +9,10 @@ exactly which request misbehaves::
     srv.faults.add("query", "hang", seconds=5) # never answers in time
     srv.faults.add("query", "garbage")         # 200 with a body that is not the format
     srv.faults.add("query", "truncate")        # the right headers, half a body
+    srv.faults.add("query", "huge", size=12 * 2**20)          # a 200 far over any size cap
+    srv.faults.add("query", "drip", interval=0.1, seconds=30)  # slowloris: a byte at a time
+    srv.faults.add("*", "redirect")            # 301 to the same URL (a loop while queued)
+    srv.faults.add("*", "redirect", headers={"Location": "http://elsewhere/x"})
 
 Every request is logged (endpoint, method, path, query, headers, credential)
 in ``srv.requests``; ``srv.count(endpoint=None, credential=None)`` counts them.
@@ -31,11 +35,19 @@ from urllib.parse import parse_qs, urlsplit
 
 @dataclass
 class Fault:
-    kind: str  # status | reset | hang | garbage | truncate | slow
+    kind: str  # status | reset | hang | garbage | truncate | slow | huge | drip | redirect
     status: int = 500
     headers: dict[str, str] = field(default_factory=dict)
     body: bytes = b""
     seconds: float = 0.0
+    size: int = 0
+    """``huge``: body bytes to send (default 12 MiB)."""
+    declare: bool = True
+    """``huge``: announce the size in Content-Length (False: no length, close-delimited)."""
+    interval: float = 0.0
+    """``drip``: seconds between bytes (default 0.1)."""
+    whole: bool = False
+    """``drip``: drip the status line and headers too, not only the body."""
 
 
 class FaultQueue:
@@ -48,7 +60,10 @@ class FaultQueue:
     def add(self, endpoint: str, kind: str, times: int = 1, **kw: Any) -> None:
         with self._lock:
             for _ in range(times):
-                self._queues[endpoint].append(Fault(kind=kind, **kw))
+                # each fault gets its own headers dict: applying one may pop from it
+                own: dict[str, Any] = {k: (dict(v) if isinstance(v, dict) else v)
+                                       for k, v in kw.items()}
+                self._queues[endpoint].append(Fault(kind=kind, **own))
 
     def take(self, endpoint: str) -> Fault | None:
         with self._lock:
@@ -77,17 +92,23 @@ class LoggedRequest:
     credential: str
     body: bytes
     time: float
+    fault: str | None = None
+    """The kind of fault this request was answered with, if any."""
 
 
 class FakeServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    # listen() backlog: the default of 5 drops the SYNs of a burst of concurrent
+    # connections, which then fail with a connect timeout the test did not ask for
+    request_queue_size = 128
 
     def __init__(self, handler: type[FakeHandler]):
         super().__init__(("127.0.0.1", 0), handler)
         self.faults = FaultQueue()
         self.requests: list[LoggedRequest] = []
         self.latency = 0.0
+        self.handler_errors = 0
         self._log_lock = threading.Lock()
         self._thread: threading.Thread | None = None
 
@@ -126,6 +147,11 @@ class FakeServer(ThreadingHTTPServer):
                 if (endpoint is None or r.endpoint == endpoint)
                 and (credential is None or r.credential == credential)
             )
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client hanging up mid-answer (what faults provoke) is no error worth a
+        traceback on stderr, where it would mix with the output of the run under test."""
+        self.handler_errors += 1
 
     def reset_log(self) -> None:
         with self._log_lock:
@@ -178,11 +204,14 @@ class FakeHandler(BaseHTTPRequestHandler):
             for k, v in parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True).items():
                 query.setdefault(k, []).extend(v)
         endpoint = self.endpoint_of(method, parts.path)
-        self.server.log(LoggedRequest(endpoint, method, parts.path, query, dict(self.headers),
-                                      self.credential_of(), body, time.time()))
+        logged = LoggedRequest(endpoint, method, parts.path, query, dict(self.headers),
+                               self.credential_of(), body, time.time())
+        self.server.log(logged)
         if self.server.latency:
             time.sleep(self.server.latency)
         fault = self.server.faults.take(endpoint)
+        if fault is not None:
+            logged.fault = fault.kind
         if fault is not None and self._apply_fault(fault):
             return
         self.route(method, parts.path, query, body)
@@ -226,7 +255,84 @@ class FakeHandler(BaseHTTPRequestHandler):
         if fault.kind == "slow":
             time.sleep(fault.seconds)
             return False
+        if fault.kind == "huge":
+            self._send_huge(fault)
+            return True
+        if fault.kind == "drip":
+            self._drip(fault)
+            return True
+        if fault.kind == "redirect":
+            # To the very URL asked (a loop for as long as such faults are queued),
+            # or wherever ``headers["Location"]`` says (another host, say).
+            headers = dict(fault.headers)
+            headers.setdefault("Location", self.path)
+            status = fault.status if fault.status in (301, 302, 303, 307, 308) else 301
+            self.send(status, b'{"message": "Moved Permanently"}', "application/json", headers)
+            return True
         raise ValueError(f"unknown fault kind {fault.kind!r}")
+
+    def _send_huge(self, fault: Fault) -> None:
+        """A 200 of ``fault.size`` bytes (12 MiB by default), sent as fast as the client reads.
+
+        The body starts like the real format (``fault.body``, else a JSON string) so that
+        only its size is wrong; without ``declare`` there is no Content-Length and the
+        connection closes at the end, so a client cannot refuse it up front.
+        """
+        size = fault.size or 12 * 2**20
+        head = (fault.body or b'{"message": "')[:size]
+        ctype = fault.headers.get("Content-Type", "application/json")
+        self.send_response(200)
+        self.send_header("Content-Type", ctype)
+        if fault.declare:
+            self.send_header("Content-Length", str(size))
+        else:
+            self.send_header("Connection", "close")
+        self.end_headers()
+        self.close_connection = True
+        chunk = b"A" * 65536
+        try:
+            self.wfile.write(head)
+            sent = len(head)
+            while sent < size:
+                part = chunk[: size - sent]
+                self.wfile.write(part)
+                sent += len(part)
+            self.wfile.flush()
+        except OSError:
+            pass  # the client gave up, as it should
+
+    def _drip(self, fault: Fault) -> None:
+        """Slowloris: a 200 sent one byte every ``fault.interval`` seconds (0.1 by default).
+
+        Each byte arrives well within any read timeout, so only a total deadline per
+        request stops a client from waiting for the whole body; ``fault.seconds`` (30 by
+        default) bounds the server side. With ``whole`` the status line and headers drip
+        too.
+        """
+        ctype, body = self.garbage_body()
+        if fault.body:
+            body = fault.body
+            ctype = fault.headers.get("Content-Type", ctype)
+        body = body + b" " * 4096  # long enough to outlast any sane deadline
+        head = (f"HTTP/1.1 200 OK\r\nContent-Type: {ctype}\r\n"
+                f"Content-Length: {len(body)}\r\n\r\n").encode("latin-1")
+        self.close_connection = True
+        interval = fault.interval or 0.1
+        stop = time.monotonic() + (fault.seconds or 30.0)
+        payload = head + body
+        try:
+            if not fault.whole:
+                self.wfile.write(head)
+                self.wfile.flush()
+                payload = body
+            for i in range(len(payload)):
+                if time.monotonic() > stop:
+                    break
+                self.wfile.write(payload[i:i + 1])
+                self.wfile.flush()
+                time.sleep(interval)
+        except OSError:
+            pass  # the client hung up: what a client should do
 
     def send(self, status: int, body: bytes, content_type: str,
              headers: dict[str, str] | None = None) -> None:
