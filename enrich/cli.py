@@ -9,6 +9,7 @@ files the worst wins (2 over 1 over 0).
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import sys
 from collections.abc import Sequence
@@ -81,6 +82,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handlers = {"run": cmd_run, "extract": cmd_extract, "cache": cmd_cache, "trends": cmd_trends}
+    # The modules imported so far live as long as the process: keep the cyclic garbage
+    # collector from walking them again while thousands of records are built (a full
+    # collection of them cost ~0.05 s of a warm run). Undone on return, for in-process callers.
+    gc.freeze()
     try:
         return handlers[args.command](args)
     except CacheLockedError as exc:
@@ -95,6 +100,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         _err("enrich: interrupted")
         return 130
+    finally:
+        gc.unfreeze()
 
 
 def _err(msg: str) -> None:
@@ -232,6 +239,7 @@ def _write_outputs(path: Path, text: str, doc: Any, formats: Sequence[str],
     for fmt, target in output_paths(path, formats, out_dir).items():
         if target.resolve() == path.resolve():
             raise OSError(f"output {target} would overwrite the input")
+        _remove_stale_temporaries(target)
         if fmt == "markdown":
             from .write.markdown import render_markdown
 
@@ -247,6 +255,34 @@ def _write_outputs(path: Path, text: str, doc: Any, formats: Sequence[str],
             write_atomic(target, render_bib(doc))
         written.append(str(target))
     return written
+
+
+#: A temporary output file older than this is a leftover of a killed run, not a write
+#: in progress (writes take milliseconds).
+STALE_TEMPORARY = 600.0
+
+
+def _remove_stale_temporaries(target: Path) -> None:
+    """Remove ``.NAME.*.tmp`` files a killed run left beside ``target``.
+
+    A ``kill -9`` between the creation of the temporary file and its rename leaves it
+    behind (hidden, never the output itself; about 1 kill in 20 in the soak); a
+    nightly job would collect them for years.
+    """
+    import glob
+    import time
+
+    try:
+        candidates = list(target.parent.glob(f".{glob.escape(target.name)}.*.tmp"))
+    except OSError:
+        return
+    now = time.time()
+    for tmp in candidates:
+        try:
+            if now - tmp.lstat().st_mtime > STALE_TEMPORARY:
+                tmp.unlink()
+        except OSError:
+            continue
 
 
 def _summarise(rep: Any, doc: Any, quiet: bool) -> None:
@@ -298,9 +334,17 @@ class _Progress:
 
     def __enter__(self) -> _Progress:
         from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            SpinnerColumn,
+            TextColumn,
+            TimeElapsedColumn,
+        )
 
-        self._p = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+        self._p = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
+                           MofNCompleteColumn(), TimeElapsedColumn(),
                            console=Console(file=sys.stderr), transient=True)
         self._p.__enter__()
         self._tasks: dict[str, Any] = {}

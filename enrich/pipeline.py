@@ -18,14 +18,15 @@ How a record is served (per id):
 from __future__ import annotations
 
 import asyncio
+import bisect
 import hashlib
 import logging
 import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from .config import Config
 from .extract import extract, find_pages_links
@@ -51,6 +52,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+_T = TypeVar("_T")
 Origin = Literal["cache", "fetched", "failed"]
 ProgressHook = Callable[[str, int], None]
 """Called as ``hook(source, n)``: ``n`` more ids of ``source`` ("arxiv"/"github") are done."""
@@ -118,16 +120,31 @@ def cross_links(papers: dict[str, Paper], repos: dict[str, Repo]
         if pid not in papers_of.setdefault(key, []):
             papers_of[key].append(pid)
 
+    # One extraction over every record's text rather than one per record (thousands of
+    # small calls were a tenth of a warm run): no link spans a line break, so records
+    # joined by blank lines yield each record's own links, in the same order.
+    owners: list[tuple[bool, str]] = []  # (is a paper, its id or key), per text
+    starts: list[int] = []
+    texts: list[str] = []
+    pos = 0
     for pid, paper in papers.items():
         if paper.abstract or paper.comment:
-            for lk in extract(f"{paper.abstract or ''}\n{paper.comment or ''}"):
-                if lk.kind == "github":
-                    add(pid, lk.id)
+            texts.append(f"{paper.abstract or ''}\n{paper.comment or ''}")
+            owners.append((True, pid))
+            starts.append(pos)
+            pos += len(texts[-1]) + 2
     for key, repo in repos.items():
         if repo.description or repo.homepage:
-            for lk in extract(f"{repo.description or ''}\n{repo.homepage or ''}"):
-                if lk.kind == "arxiv":
-                    add(lk.id, key)
+            texts.append(f"{repo.description or ''}\n{repo.homepage or ''}")
+            owners.append((False, key))
+            starts.append(pos)
+            pos += len(texts[-1]) + 2
+    for lk in extract("\n\n".join(texts)):
+        is_paper, owner = owners[bisect.bisect_right(starts, lk.start) - 1]
+        if is_paper and lk.kind == "github":
+            add(owner, lk.id)
+        elif not is_paper and lk.kind == "arxiv":
+            add(lk.id, owner)
     return code_of, papers_of
 
 
@@ -345,10 +362,20 @@ class Enricher:
         async def none_r() -> FetchResult[Repo]:
             return FetchResult()
 
-        task_p = self._arxiv_fetcher().fetch(fetch_p) if fetch_p else none_p()
-        task_r = (self._github_fetcher().fetch(fetch_r, etags, refresh=self.refresh)
-                  if fetch_r else none_r())
+        task_p = asyncio.ensure_future(
+            self._arxiv_fetcher().fetch(fetch_p) if fetch_p else none_p())
+        try:
+            if fetch_p and fetch_r:
+                # Let the arXiv worker thread send its first request before the GitHub
+                # client is built (importing httpx, loading CA certificates: ~0.1 s).
+                await asyncio.sleep(0)
+            task_r = (self._github_fetcher().fetch(fetch_r, etags, refresh=self.refresh)
+                      if fetch_r else none_r())
+        except BaseException:
+            task_p.cancel()
+            raise
         got_p, got_r = await asyncio.gather(task_p, task_r)
+        _keep_known_papers(got_p, cached_p)
         res.requests = {"arxiv": got_p.requests, "github": got_r.requests}
         self.requests["arxiv"] += got_p.requests
         self.requests["github"] += got_r.requests
@@ -426,6 +453,22 @@ class Enricher:
 
 
 _CACHEABLE = frozenset({"ok", "not_found", "unavailable"})
+
+
+def _keep_known_papers(got: FetchResult[Paper], cached: dict[str, Cached[Paper]]) -> None:
+    """A ``not_found`` for a paper the cache holds is a glitch: keep the paper.
+
+    arXiv never removes a paper (a withdrawn one keeps its entry), while it
+    sporadically serves empty pages (api-facts 3.1). Believing one would overwrite
+    good cached data with a verdict kept for ``not_found_ttl``; instead the id
+    counts as failed, so the cached record is served as ``stale``.
+    """
+    for pid, rec in list(got.records.items()):
+        c = cached.get(pid)
+        if rec.status == "not_found" and c is not None and c.record.status == "ok":
+            del got.records[pid]
+            got.failed[pid] = ("arXiv answered no entry for a paper it served before "
+                               "(an empty page?); kept the cached record")
 
 
 def _unique(ids: Iterable[str]) -> list[str]:
@@ -548,8 +591,25 @@ def enrich_text(text: str, config: Config | None = None, *, offline: bool = Fals
     try:
         asyncio.get_running_loop()
     except RuntimeError:
-        return asyncio.run(go())
+        return run_sync(go())
     import concurrent.futures
 
     with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(asyncio.run, go()).result()
+        return pool.submit(run_sync, go()).result()
+
+
+def run_sync(coro: Coroutine[Any, Any, _T]) -> _T:
+    """``asyncio.run(coro)``, without asyncio ever formatting the result.
+
+    On its way out ``asyncio.run`` restores the SIGINT handler, and
+    ``signal.signal`` then builds (and throws away) an error message holding the
+    repr of the main task, result included: for a document of 4000 records that
+    repr alone took 0.3 s. The main task here returns None.
+    """
+    box: list[_T] = []
+
+    async def main() -> None:
+        box.append(await coro)
+
+    asyncio.run(main())
+    return box[0]

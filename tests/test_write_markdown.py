@@ -311,7 +311,7 @@ def test_markdown_paper_line_shows_title_authors_date_category_version_and_code(
     (line,) = render_one(text, doc)
     assert line == (
         "> - 📄 [SpecInfer: Tree-based Speculative Inference](https://arxiv.org/abs/2305.09781)"
-        " — Xupeng Miao, Gabriele Oliaro, Zhihao Zhang et al. · 2023-05-16 · cs.​CL"
+        " — Xupeng Miao, Gabriele Oliaro, Zhihao Zhang et al. · 2023-05-16 · `cs.CL`"
         " · v2 mentioned (latest v4)"
         " · code: [flexflow/FlexFlow](https://github.com/flexflow/FlexFlow)")
 

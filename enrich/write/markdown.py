@@ -32,6 +32,7 @@ override. See :func:`escape` for the exact rules.
 from __future__ import annotations
 
 import bisect
+import functools
 import logging
 import re
 import unicodedata
@@ -131,36 +132,48 @@ def strip_blocks(text: str) -> str:
 
 # --- escaping -----------------------------------------------------------------------------
 
-_BIDI = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+# Unicode's Bidi_Control characters: embeddings, overrides, isolates and the three marks
+# (ALM, LRM, RLM), which can also reorder what a reader sees around them.
+_BIDI = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 _SPACE_LIKE = frozenset("\t\n\r\x0b\x0c\x1c\x1d\x1e\x1f\x85\u2028\u2029")
 _WS_RUN = re.compile(r" {2,}")
-_MD_SPECIAL = re.compile(r"([\\`*_\[\]()!#|~$])")
+_MD_SPECIAL = "\\`*_[]()!#|~$"  # each gets a backslash
+_ESCAPE_TABLE = {ord("&"): "&amp;", ord("<"): "&lt;", ord(">"): "&gt;",
+                 **{ord(ch): "\\" + ch for ch in _MD_SPECIAL}}
 ZWSP = "\u200b"
 # Where a zero-width space goes to defeat autolinking (GitHub's www./http(s):// /e-mail
 # autolinks, markdown-it's linkify with fuzzy domains and e-mails, VS Code's preview):
 # after a ':' that starts '//', after a '.' between an alphanumeric and a letter (breaks
 # every domain name, www.x and bare x.com alike), after an '@' before an alphanumeric.
 _LINKIFY_BREAK = re.compile(r"(:(?=//)|(?<=[^\W_])\.(?=[^\W\d_])|@(?=[^\W_]))")
+_LINKIFY_REPL = r"\g<0>" + ZWSP
+
+
+# What clean() changes, as a str.translate table: separators to a space, other control
+# characters (category Cc is exactly U+0000-U+001F and U+007F-U+009F) and bidi controls
+# dropped. Built once; clean() runs for every field of every record (thousands per file).
+_CLEAN_TABLE: dict[int, str | None] = {
+    **{cp: None for cp in range(0xA0) if unicodedata.category(chr(cp)) == "Cc"},
+    **{ord(ch): None for ch in _BIDI},
+    **{ord(ch): " " for ch in _SPACE_LIKE},
+}
+_CLEAN_NEEDED = re.compile("[" + "".join(sorted(map(chr, _CLEAN_TABLE))) + "]")
 
 
 def clean(value: object, limit: int | None = None) -> str:
     """Untrusted text made single-line and printable, before any markdown escaping.
 
     Line breaks, tabs and other separators collapse to one space; other control
-    characters (C0, DEL, C1) and the bidi embedding/override/isolate characters
-    (U+202A-U+202E, U+2066-U+2069, "Trojan Source") are dropped. Text longer than
-    ``limit`` code points is cut and ends with an ellipsis.
+    characters (C0, DEL, C1) and the bidi controls (embeddings, overrides, isolates
+    and marks: U+061C, U+200E-F, U+202A-E, U+2066-9, "Trojan Source") are dropped.
+    Text longer than ``limit`` code points is cut and ends with an ellipsis.
     """
     s = "" if value is None else str(value)
-    chars: list[str] = []
-    for ch in s:
-        if ch in _SPACE_LIKE:
-            chars.append(" ")
-        elif ch in _BIDI or unicodedata.category(ch) == "Cc":
-            continue
-        else:
-            chars.append(ch)
-    s = _WS_RUN.sub(" ", "".join(chars)).strip()
+    if _CLEAN_NEEDED.search(s):
+        s = s.translate(_CLEAN_TABLE)
+    if "  " in s:
+        s = _WS_RUN.sub(" ", s)
+    s = s.strip()
     if limit is not None and len(s) > limit:
         s = s[: max(limit - 1, 0)].rstrip() + "…"
     return s
@@ -185,11 +198,18 @@ def escape(value: object, limit: int | None = None, *, label: bool = False) -> s
     and markdown-it skip link text when linkifying), so no zero-width space is
     needed, and ``vercel/next.js`` or ``llama.cpp`` stay clean for copy and paste.
     """
-    s = clean(value, limit)
+    return _escape_text("" if value is None else str(value), limit, label)
+
+
+# A document repeats much of its text (every record is in its line's block and in the
+# summary; licences, categories and author names recur), so escaped text is memoised.
+@functools.lru_cache(maxsize=8192)
+def _escape_text(text: str, limit: int | None, label: bool) -> str:
+    s = clean(text, limit)
     if not label:
-        s = _LINKIFY_BREAK.sub(lambda m: m.group() + ZWSP, s)
-    s = s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    return _MD_SPECIAL.sub(r"\\\1", s)
+        s = _LINKIFY_BREAK.sub(_LINKIFY_REPL, s)
+    # one pass for both: & < > to entities, a backslash before markdown punctuation
+    return s.translate(_ESCAPE_TABLE)
 
 
 # --- URLs ---------------------------------------------------------------------------------
@@ -198,18 +218,23 @@ _ARXIV_ID = re.compile(r"\d{4}\.\d{4,5}|[a-z]+(?:-[a-z]+)?/\d{7}")
 _GITHUB_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})/[A-Za-z0-9._-]{1,100}")
 
 
+@functools.lru_cache(maxsize=8192)  # each record's URL is built for its line and the summary
 def arxiv_url(arxiv_id: str) -> str | None:
     """``https://arxiv.org/abs/ID``, built by us; None unless ``arxiv_id`` is a canonical id."""
     if not _ARXIV_ID.fullmatch(arxiv_id):
         return None
+    if arxiv_id.isascii():  # digits, letters, ".", "-", "/": nothing to percent-encode
+        return "https://arxiv.org/abs/" + arxiv_id
     return "https://arxiv.org/abs/" + quote(arxiv_id, safe="/.-")
 
 
+@functools.lru_cache(maxsize=8192)
 def github_url(name: str) -> str | None:
     """``https://github.com/OWNER/REPO``, built by us; None unless ``name`` is one."""
     if not _GITHUB_NAME.fullmatch(name) or name.split("/")[1] in (".", ".."):
         return None
-    return "https://github.com/" + quote(name, safe="/.-_")
+    # _GITHUB_NAME admits only characters quote() leaves alone: nothing to percent-encode
+    return "https://github.com/" + name
 
 
 def _link(text: object, url: str | None, limit: int = NAME_LIMIT) -> str:
@@ -219,11 +244,27 @@ def _link(text: object, url: str | None, limit: int = NAME_LIMIT) -> str:
     return f"[{escape(text, limit, label=True)}]({url})"
 
 
+_CATEGORY = re.compile(r"[a-z]+(?:-[a-z]+)?(?:\.[A-Za-z]+(?:-[A-Za-z]+)?)?")
+
+
+def _category(value: str) -> str:
+    """An arXiv category (``cs.CL``) as a code span: ``.CL`` is a country domain, and a
+    code span is never linkified, so no zero-width space is needed. Anything that is
+    not a category is escaped like other API text."""
+    if len(value) <= 40 and _CATEGORY.fullmatch(value):
+        return f"`{value}`"
+    return escape(value, NAME_LIMIT)
+
+
 # --- one line per record ------------------------------------------------------------------
 
 
 def _date(value: datetime | None) -> str | None:
-    return value.strftime("%Y-%m-%d") if value is not None else None
+    if value is None:
+        return None
+    if value.year >= 1000:  # the same text as strftime, which is several times slower
+        return value.date().isoformat()
+    return value.strftime("%Y-%m-%d")
 
 
 def _authors(authors: Sequence[str], shown: int = AUTHORS_SHOWN) -> str:
@@ -302,7 +343,7 @@ def paper_line(arxiv_id: str, paper: Paper | None, doc: EnrichedDocument,
     if (date := _date(paper.published)) is not None:
         parts.append(date)
     if paper.primary_category:
-        parts.append(escape(paper.primary_category, NAME_LIMIT))
+        parts.append(_category(paper.primary_category))
     if versions:
         mentioned = ", ".join(escape(v, 20) for v in versions) + " mentioned"
         if paper.latest_version and paper.latest_version not in versions:
