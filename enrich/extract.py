@@ -179,6 +179,9 @@ _Finder = Callable[[str, bytes, int, list[_Found]], None]
 #: the allocator instead of being mapped afresh (page faults are dear in a VM).
 _CHUNK = 1 << 16
 
+#: GitHub's limit on a repository name's length.
+_REPO_MAX = 100
+
 
 # ------------------------------------------------------------------ helpers
 
@@ -413,6 +416,8 @@ def _find_github(text: str, low: bytes, base: int, out: list[_Found]) -> None:
             if not repo:
                 continue
             key = owner + b"/" + repo
+        if len(key) - key.index(b"/") > _REPO_MAX + 1:
+            continue  # GitHub names a repository in at most 100 characters
         append((base + s, base + end, "github", key.decode("ascii"), None))
 
 

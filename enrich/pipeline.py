@@ -103,6 +103,11 @@ class Resolution:
             self.requests[k] = self.requests.get(k, 0) + v
 
 
+#: At most this many code links per paper and paper links per repository (first named
+#: first): what a record links to is fetched too, so a survey's abstract must not fan out.
+MAX_CROSS_LINKS = 5
+
+
 def cross_links(papers: dict[str, Paper], repos: dict[str, Repo]
                 ) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
     """Paper -> code and repository -> papers, both ways, from the records' own text.
@@ -115,10 +120,13 @@ def cross_links(papers: dict[str, Paper], repos: dict[str, Repo]
     papers_of: dict[str, list[str]] = {}
 
     def add(pid: str, key: str) -> None:
-        if key not in code_of.setdefault(pid, []):
-            code_of[pid].append(key)
-        if pid not in papers_of.setdefault(key, []):
-            papers_of[key].append(pid)
+        code, papers_ = code_of.get(pid, []), papers_of.get(key, [])
+        if key in code or pid in papers_:
+            return
+        if len(code) >= MAX_CROSS_LINKS or len(papers_) >= MAX_CROSS_LINKS:
+            return  # a survey naming fifty repositories is not fifty "code" links
+        code_of.setdefault(pid, code).append(key)
+        papers_of.setdefault(key, papers_).append(pid)
 
     # One extraction over every record's text rather than one per record (thousands of
     # small calls were a tenth of a warm run): no link spans a line break, so records

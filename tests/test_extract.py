@@ -616,3 +616,10 @@ def test_extract_stays_linear_on_pathological_text(text: str) -> None:
     links = extract(text) + find_pages_links(text)
     assert time.perf_counter() - t0 < 5.0
     assert all(text[k.start : k.end] == k.text for k in links)
+
+
+def test_repository_name_longer_than_githubs_limit_is_not_a_link() -> None:
+    ok = "r" * 100
+    assert [lk.id for lk in extract(f"github.com/o/{ok}")] == [f"o/{ok}"]
+    assert extract(f"github.com/o/{ok}x") == []
+    assert [lk.id for lk in extract(f"github.com/o/{ok}.git")] == [f"o/{ok}"]

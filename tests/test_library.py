@@ -143,3 +143,19 @@ def test_star_trend_from_history_in_the_document(
 def test_config_errors_are_enrich_errors(bad: str) -> None:
     with pytest.raises(enrich.EnrichError):
         Config.load(env={}, overrides={bad: "lots"})
+
+
+def test_a_survey_naming_many_repositories_links_only_the_first_few(
+        arxiv_server: FakeArxiv, github_server: FakeGitHub) -> None:
+    from enrich.pipeline import MAX_CROSS_LINKS
+
+    names = [f"org/repo{i}" for i in range(12)]
+    arxiv_server.add_paper("2401.00001", title="A survey",
+                           abstract=" ".join(f"https://github.com/{n}" for n in names))
+    for n in names:
+        github_server.add_repo(n, stars=1)
+    doc = enrich.enrich_text("https://arxiv.org/abs/2401.00001\n",
+                             _config(arxiv_server, github_server))
+    assert doc.papers["2401.00001"].code == names[:MAX_CROSS_LINKS]
+    assert set(doc.repos) == set(names[:MAX_CROSS_LINKS])
+    assert github_server.count(endpoint="rest") == MAX_CROSS_LINKS
