@@ -349,10 +349,11 @@ def test_paths_built_to_climb_out_never_reach_the_api(
         assert path.split("/")[-1] not in (".", ".."), req.path
 
 
-def test_a_repository_name_longer_than_github_allows_is_not_found_without_a_request(
+def test_a_repository_name_longer_than_github_allows_is_no_link_and_costs_no_request(
         tmp_path: Path, arxiv_server: FakeArxiv, github_server: FakeGitHub) -> None:
     """Found by atheris: the spec's grammar has no length limit, GitHub's names stop at 100.
-    Such a key must not fail (exit 1) every night: no such repository can exist."""
+    Such a key must not fail (exit 1) every night: no such repository can exist, so the
+    extractor does not report it (and the fetcher would call it not_found unasked)."""
     long_name = "cond-mat/00123451412." + "9999" * 30
     log = tmp_path / "long.txt"
     log.write_text(f"see https://github.com/{long_name} and github.com/a/b\n", encoding="utf-8")
@@ -361,5 +362,6 @@ def test_a_repository_name_longer_than_github_allows_is_not_found_without_a_requ
     code, _, err = run_cli("run", "--file", str(log), "--config", str(cfg))
     assert code == 0, err
     doc = load_json(log.with_name("long.enriched.json"))
-    assert doc["repos"][long_name.lower()]["status"] == "not_found"
+    assert list(doc["repos"]) == ["a/b"]
+    assert [lk["id"] for lk in doc["links"]] == ["a/b"]
     assert [r.path for r in github_server.requests] == ["/repos/a/b"]
