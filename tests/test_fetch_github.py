@@ -631,3 +631,13 @@ def test_credential_identity() -> None:
     f = GithubFetcher(cfg)
     assert f.credential.startswith("tok-") and not _leaks(f.credential)
     assert f.mode == "graphql"
+
+
+def test_a_name_longer_than_github_allows_is_not_found_without_a_request(
+        github_server: FakeGitHub) -> None:
+    github_server.add_repo("a/b")
+    long_key = "o/" + "x" * 101
+    res = fetch(github_config(github_server), [long_key, "a/b"])
+    assert res.records[long_key].status == "not_found"
+    assert res.records["a/b"].status == "ok"
+    assert [r.path for r in github_server.requests] == ["/repos/a/b"]
