@@ -159,3 +159,34 @@ def test_a_survey_naming_many_repositories_links_only_the_first_few(
     assert doc.papers["2401.00001"].code == names[:MAX_CROSS_LINKS]
     assert set(doc.repos) == set(names[:MAX_CROSS_LINKS])
     assert github_server.count(endpoint="rest") == MAX_CROSS_LINKS
+
+
+def test_trends_command_sorts_a_logs_repositories_by_weekly_growth(
+        arxiv_server: FakeArxiv, github_server: FakeGitHub, tmp_path: Path) -> None:
+    from support import run_cli, write_config
+
+    github_server.add_repo("slow/grower", stars=100)
+    github_server.add_repo("fast/grower", stars=100)
+    github_server.add_repo("fresh/comer", stars=5)
+    cfg_file = write_config(tmp_path / "config.yaml", arxiv_server, github_server)
+    cfg = Config.load(cfg_file, env={})
+    log = tmp_path / "log.txt"
+    log.write_text("github.com/slow/grower github.com/fast/grower\n", encoding="utf-8")
+    t0 = datetime(2026, 11, 1, 3, tzinfo=UTC)
+    for day in range(9):
+        github_server.set_stars("slow/grower", 100 + day)
+        github_server.set_stars("fast/grower", 100 + 20 * day)
+        now = t0 + timedelta(days=day, hours=day)
+
+        async def go(now: datetime = now) -> None:
+            async with enrich.Enricher(cfg, now=lambda: now) as e:
+                await e.enrich_text(log.read_text(encoding="utf-8"))
+
+        asyncio.run(go())
+    log.write_text(log.read_text(encoding="utf-8") + "github.com/fresh/comer\n", encoding="utf-8")
+    code, out, _ = run_cli("trends", "--file", str(log), "--config", str(cfg_file))
+    assert code == 0
+    rows = [ln.split() for ln in out.splitlines()[1:]]
+    assert [r[0] for r in rows] == ["fast/grower", "slow/grower", "fresh/comer"]
+    assert rows[0][2] == "+140" and rows[1][2] == "+7"   # day 8 against day 1
+    assert rows[2][1:4] == ["-", "-", "-"]               # never observed: no figures
