@@ -159,7 +159,7 @@ def output_paths(path: Path, formats: Sequence[str], out_dir: Path | None) -> di
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from .extract import extract
+    from .extract import extract, find_pages_links
     from .lock import RunLock
     from .models import FileReport
     from .pipeline import Enricher, file_report, run_sync, source_info
@@ -198,14 +198,14 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     if good:
         with RunLock(cfg.cache_path):
-            enricher = Enricher(cfg, offline=bool(args.offline), refresh=bool(args.refresh))
             with ExitStack() as stack:
                 progress = None
                 if not quiet and sys.stderr.isatty():
                     progress = stack.enter_context(_Progress())
-                    enricher._progress = progress.advance
-                if progress is not None:
-                    progress.start([extract(text) for _, text, _ in good])
+                    progress.start([extract(text) + find_pages_links(text)
+                                    for _, text, _ in good])
+                enricher = Enricher(cfg, offline=bool(args.offline), refresh=bool(args.refresh),
+                                    progress=progress.advance if progress else None)
                 docs, res = run_sync(_enrich_all(enricher, good))
             for (path, text, _src), doc in zip(good, docs, strict=True):
                 rep = file_report(str(path), doc, res, offline=bool(args.offline))
@@ -286,17 +286,19 @@ def _remove_stale_temporaries(target: Path) -> None:
 
 
 def _summarise(rep: Any, doc: Any, quiet: bool) -> None:
-    if rep.exit_code != EXIT_OK or not quiet:
-        p, r = rep.papers, rep.repos
-        line = (f"{rep.path}: papers {p.found} ({p.from_cache} cached, {p.fetched} fetched, "
-                f"{p.failed} failed), repos {r.found} ({r.from_cache} cached, {r.fetched} "
-                f"fetched, {r.failed} failed)")
-        if rep.outputs:
-            line += " -> " + ", ".join(rep.outputs)
-        if not quiet or rep.exit_code != EXIT_OK:
-            _err(line)
-    for e in doc.errors:
-        if rep.exit_code != EXIT_OK:
+    """One line per file; with a failure, one more line per record that failed."""
+    failed = rep.exit_code != EXIT_OK
+    if quiet and not failed:
+        return
+    p, r = rep.papers, rep.repos
+    line = (f"{rep.path}: papers {p.found} ({p.from_cache} cached, {p.fetched} fetched, "
+            f"{p.failed} failed), repos {r.found} ({r.from_cache} cached, {r.fetched} "
+            f"fetched, {r.failed} failed)")
+    if rep.outputs:
+        line += " -> " + ", ".join(rep.outputs)
+    _err(line)
+    if failed:
+        for e in doc.errors:
             _err(f"  {e.kind} {e.id}: {e.message}")
 
 
@@ -359,9 +361,10 @@ class _Progress:
         self._tasks["github"] = self._p.add_task("GitHub repos", total=len(ids["github"]))
 
     def advance(self, source: str, n: int) -> None:
+        """The pipeline's progress hook: ``n`` more ids of ``source`` are done."""
         task = self._tasks.get(source)
         if task is not None:
-            self._p.update(task, completed=self._p.tasks[task].total)
+            self._p.advance(task, n)
 
     def __exit__(self, *exc: object) -> None:
         self._p.__exit__(None, None, None)

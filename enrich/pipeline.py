@@ -361,6 +361,9 @@ class Enricher:
 
         fetch_p = self._triage("arxiv", arxiv_ids, cached_p, cfg.cache.arxiv_ttl, now, res)
         fetch_r = self._triage("github", repo_keys, cached_r, cfg.cache.github_ttl, now, res)
+        if self._progress is not None:  # what the cache served is done already
+            self._progress("arxiv", len(arxiv_ids) - len(fetch_p))
+            self._progress("github", len(repo_keys) - len(fetch_r))
         etags = {k: c.etag for k in fetch_r if (c := cached_r.get(k)) is not None
                  and c.etag and c.record.status == "ok"}
 

@@ -190,3 +190,23 @@ def test_trends_command_sorts_a_logs_repositories_by_weekly_growth(
     assert [r[0] for r in rows] == ["fast/grower", "slow/grower", "fresh/comer"]
     assert rows[0][2] == "+140" and rows[1][2] == "+7"   # day 8 against day 1
     assert rows[2][1:4] == ["-", "-", "-"]               # never observed: no figures
+
+
+def test_progress_hook_counts_every_id_once_whether_cached_or_fetched(
+        arxiv_server: FakeArxiv, github_server: FakeGitHub) -> None:
+    arxiv_server.add_paper("1706.03762")
+    github_server.add_repo("karpathy/nanoGPT")
+    cfg = _config(arxiv_server, github_server)
+    text = "arXiv:1706.03762 github.com/karpathy/nanoGPT github.com/missing/repo\n"
+    for _ in range(2):  # cold, then all from the cache
+        done: dict[str, int] = {"arxiv": 0, "github": 0}
+
+        def hook(source: str, n: int, done: dict[str, int] = done) -> None:
+            done[source] += n
+
+        async def go(hook: object = hook) -> None:
+            async with enrich.Enricher(cfg, progress=hook) as e:  # type: ignore[arg-type]
+                await e.enrich_text(text)
+
+        asyncio.run(go())
+        assert done == {"arxiv": 1, "github": 2}
