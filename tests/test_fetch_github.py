@@ -641,3 +641,16 @@ def test_a_name_longer_than_github_allows_is_not_found_without_a_request(
     assert res.records[long_key].status == "not_found"
     assert res.records["a/b"].status == "ok"
     assert [r.path for r in github_server.requests] == ["/repos/a/b"]
+
+
+def test_unreachable_github_stops_after_one_repository_instead_of_retrying_each() -> None:
+    dead = FakeGitHub()  # bound, then closed: nothing listens on its port
+    dead.server_close()
+    cfg = github_config(dead, github__concurrency=2, http__max_retries=2)
+    keys = [f"owner/repo{i}" for i in range(20)]
+    res = fetch(cfg, keys)
+    assert 1 <= len(res.failed) <= 2  # the repositories in flight when it gave up
+    assert all("ConnectError" in m for m in res.failed.values())
+    assert len(res.missing) == 20 - len(res.failed)
+    assert all("cannot connect" in m for m in res.missing.values())
+    assert res.requests <= 2 * 3  # two in flight, three attempts each at most

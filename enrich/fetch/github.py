@@ -589,7 +589,9 @@ class GithubFetcher:
             except (httpx.RequestError, TimeoutError) as exc:
                 problem = f"{type(exc).__name__} talking to {url.host}"
                 status = None
+                unreachable = isinstance(exc, httpx.ConnectError)
             else:
+                unreachable = False
                 self._note_quota(ans)
                 verdict = self._rate_limit_of(ans, graphql)
                 if verdict is not None:
@@ -609,6 +611,12 @@ class GithubFetcher:
                     return ans
             failures += 1
             if failures > cfg.max_retries:
+                if unreachable:
+                    # Nothing listens (no network, DNS down): every other repository
+                    # would wait out the same retries. Stop GitHub for this run; the
+                    # cache serves the rest as stale, or they are missing.
+                    self._stop(f"cannot connect to {url.host} ({problem})", None,
+                               primary=False, over_budget=False)
                 raise FetchError(f"GitHub request failed after {failures} attempts: {problem}",
                                  url=str(url), status=status, attempt=failures)
             delay = backoff(failures - 1, cfg.backoff, cfg.backoff_max, self._rng)
