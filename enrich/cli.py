@@ -161,7 +161,7 @@ def output_paths(path: Path, formats: Sequence[str], out_dir: Path | None) -> di
 def cmd_run(args: argparse.Namespace) -> int:
     from .extract import extract, find_pages_links
     from .lock import RunLock
-    from .models import FileReport
+    from .models import FileReport, RunReport
     from .pipeline import Enricher, file_report, run_sync, source_info
     from .textio import read_source
     from .write.markdown import strip_blocks
@@ -218,11 +218,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                     _err(f"enrich: {rep.error}")
                 reports.append(rep)
                 _summarise(rep, doc, quiet)
-    codes = [r.exit_code for r in reports]
-    for code in (EXIT_USAGE, EXIT_PARTIAL):
-        if code in codes:
-            return code
-    return EXIT_OK
+    return RunReport(files=reports).exit_code
 
 
 async def _enrich_all(enricher: Enricher, good: list[tuple[Path, str, Any]]

@@ -131,7 +131,7 @@ class OutputConfig(_Section):
 
 
 class Config(BaseModel):
-    """The whole configuration. Build it with :meth:`load` or :meth:`resolve`."""
+    """The whole configuration. Build it with :meth:`load`."""
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
@@ -174,11 +174,6 @@ class Config(BaseModel):
         token = env.get(cfg.github.token_env)
         cfg._token = SecretStr(token) if token else None
         return cfg
-
-    @classmethod
-    def resolve(cls, **kwargs: Any) -> Config:
-        """Alias of :meth:`load`, for symmetry with the CLI."""
-        return cls.load(**kwargs)
 
     def _resolve_cache_path(self, file_path: Path | None, file_data: dict[str, Any]) -> None:
         path = self.cache.path
