@@ -131,20 +131,18 @@ def cross_links(papers: dict[str, Paper], repos: dict[str, Repo]
     # One extraction over every record's text rather than one per record (thousands of
     # small calls were a tenth of a warm run): no link spans a line break, so records
     # joined by blank lines yield each record's own links, in the same order.
+    record_texts = (
+        *((True, pid, p.abstract, p.comment) for pid, p in papers.items()),
+        *((False, key, r.description, r.homepage) for key, r in repos.items()),
+    )
     owners: list[tuple[bool, str]] = []  # (is a paper, its id or key), per text
     starts: list[int] = []
     texts: list[str] = []
     pos = 0
-    for pid, paper in papers.items():
-        if paper.abstract or paper.comment:
-            texts.append(f"{paper.abstract or ''}\n{paper.comment or ''}")
-            owners.append((True, pid))
-            starts.append(pos)
-            pos += len(texts[-1]) + 2
-    for key, repo in repos.items():
-        if repo.description or repo.homepage:
-            texts.append(f"{repo.description or ''}\n{repo.homepage or ''}")
-            owners.append((False, key))
+    for is_paper, owner, first, second in record_texts:
+        if first or second:
+            texts.append(f"{first or ''}\n{second or ''}")
+            owners.append((is_paper, owner))
             starts.append(pos)
             pos += len(texts[-1]) + 2
     for lk in extract("\n\n".join(texts)):

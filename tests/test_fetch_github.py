@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 
 import httpx
 import pytest
-from fakeapi.github import SECONDARY_MESSAGE, FakeGitHub, github_config
+from fakeapi.github import SECONDARY_MESSAGE, FakeGitHub, github_config, running_fake_github
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -42,12 +42,8 @@ def fetch(cfg: Config, keys: list[str], etags: dict[str, str] | None = None
 @pytest.fixture
 def other_host() -> Iterator[FakeGitHub]:
     """A second server standing for a foreign host a redirect might point to."""
-    srv = FakeGitHub()
-    srv.start()
-    try:
+    with running_fake_github() as srv:
         yield srv
-    finally:
-        srv.stop()
 
 
 def _leaks(text: str) -> bool:

@@ -42,6 +42,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote
@@ -649,15 +650,22 @@ class GitHubHandler(FakeHandler):
 # -- pytest helpers ----------------------------------------------------------------------
 
 
-@pytest.fixture
-def github_server() -> Iterator[FakeGitHub]:
-    """A started :class:`FakeGitHub`, stopped after the test."""
+@contextmanager
+def running_fake_github() -> Iterator[FakeGitHub]:
+    """A started :class:`FakeGitHub`, stopped on exit."""
     srv = FakeGitHub()
     srv.start()
     try:
         yield srv
     finally:
         srv.stop()
+
+
+@pytest.fixture
+def github_server() -> Iterator[FakeGitHub]:
+    """A started :class:`FakeGitHub`, stopped after the test."""
+    with running_fake_github() as srv:
+        yield srv
 
 
 def github_config(srv: FakeServer, token: str | None = None, **overrides: Any) -> Config:
