@@ -122,13 +122,16 @@ _ARXIV_RE = _bytes_re(
 _AR5IV_RE = _bytes_re(r"ar5iv\.org/(?:abs|html)/" + _ID)
 _ALPHAXIV_RE = _bytes_re(r"alphaxiv\.org/abs/" + _ID)
 _HF_RE = _bytes_re(r"huggingface\.co/papers/" + _ID)
-#: Reserved first segments and attachment paths are refused inside the
-#: pattern, so the (many) image attachments of a log never reach Python.
+#: Attachment paths are refused inside the pattern, so the (many) image
+#: attachments of a log never reach Python. The other reserved first segments
+#: are rare and checked on the match, as are an owner's hyphens (no double,
+#: none at the end): a 50-way alternation tried at every ``github.com``, or a
+#: repeated group, would cost more than the rest of the pattern.
 _GITHUB_RE = _bytes_re(
-    r"github\.com [/:]"
-    r"(?!(?:" + "|".join(sorted(re.escape(n) for n in GITHUB_RESERVED)) + r")/)"
-    r"(?P<key> [a-z0-9](?:-?[a-z0-9]){0,38} / [a-z0-9._-]++ ) (?!/assets/)"
+    r"github\.com [/:] (?!user-attachments/)"
+    r"(?P<key> (?P<owner>[a-z0-9][a-z0-9-]{0,38}) / [a-z0-9._-]++ ) (?!/assets/)"
 )
+_GITHUB_RESERVED_B = frozenset(name.encode("ascii") for name in GITHUB_RESERVED)
 _PAGES_RE = _bytes_re(r"\.github\.io (?![a-z0-9.-]) (?: / (?P<seg>[a-z0-9._-]*) (?P<more>/)? )?")
 _ID_RE = _bytes_re(_ID)
 _MIRRORS = (
@@ -140,14 +143,20 @@ _MIRRORS = (
 #: What may stand between the marker ``arXiv`` and an id: a colon (ASCII or
 #: full-width) and/or horizontal spaces.
 _MARK_SEP = re.compile(r"[ \t\u00a0\u3000]*[:：]?[ \t\u00a0\u3000]*")
-_OWNER = re.compile(rb"[a-z0-9](?:-?[a-z0-9]){0,38}")
+#: A GitHub login: at most 39 characters in all, single inner hyphens.
+_OWNER = re.compile(rb"(?=[a-z0-9-]{1,39}\Z)[a-z0-9]+(?:-[a-z0-9]+)*")
 
 #: Characters a URL as written may continue with (RFC 3986 minus brackets
 #: and quotes; no backslash, no whitespace, nothing non-ASCII: full-width
 #: punctuation and CJK text end a link).
 _URL_TAIL = re.compile(r"[A-Za-z0-9\-._~:/?#@!$&()*+,;=%]+")
+#: The URL characters that never need a second look at the end of a link: no
+#: scheme (``:``), no glue (``,;``), no parenthesis, no query punctuation.
+_PLAIN_TAIL = re.compile(r"[A-Za-z0-9\-._~/#@$&+=%]*")
 #: Inside a tail, where a second scheme-less link glued on by a comma begins.
 _GLUED = re.compile(r"[,;](?=(?:www\.)?(?:github\.com|arxiv\.org)/)", re.ASCII | re.IGNORECASE)
+#: A carriage return that ends a line on its own (old Mac), not in a CRLF.
+_LONE_CR = re.compile(rb"\r(?!\n)")
 _TRAILING = frozenset(".,:;!?*~")
 _URL_CHARS = frozenset(
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~:/?#@!$&()*+,;=%"
@@ -168,10 +177,11 @@ _LABEL_BYTES = frozenset(b"abcdefghijklmnopqrstuvwxyz0123456789-")
 _OLD_ARCHIVES_B = frozenset(name.encode("ascii") for name in OLD_ARCHIVES)
 _PAGES_FILE_SUFFIXES_B = tuple(s.encode("ascii") for s in PAGES_FILE_SUFFIXES)
 
-#: A link found but not yet placed: (start, end, kind, id, version).
+#: A link found in a chunk but not yet placed: (start, end, kind, id,
+#: version), offsets in the chunk.
 _Found = tuple[int, int, str, str, str | None]
-#: A finder: (chunk of text, its lowered copy, offset of the chunk, output).
-_Finder = Callable[[str, bytes, int, list[_Found]], None]
+#: A finder: (chunk of text, its lowered copy, output).
+_Finder = Callable[[str, bytes, list[_Found]], None]
 
 #: Texts are scanned in pieces of about this many code points, cut at line
 #: breaks (no link spans a line). The lowered copy of a piece stays in the
@@ -235,6 +245,13 @@ def _url_end(text: str, pos: int, floor: int = -1) -> int:
     markdown ``[x](url)``), down to ``floor`` at most (default ``pos``: the
     id itself is never cut). Linear in the length of the tail.
     """
+    if floor < 0:  # the common case first: a tail that needs no second look
+        end = _PLAIN_TAIL.match(text, pos).end()  # type: ignore[union-attr]
+        after = text[end : end + 1]
+        if after == ")":  # markdown "[x](url)": unbalanced, as the tail has no "("
+            after = text[end + 1 : end + 2]
+        if after not in _URL_CHARS and (end == pos or text[end - 1] not in _TRAILING):
+            return end
     end = pos
     if pos < len(text) and text[pos] in _URL_CHARS:
         m = _URL_TAIL.match(text, pos)
@@ -301,11 +318,11 @@ def _subdomains_start(low: bytes, host: int) -> int:
 
 
 # ------------------------------------------------------------- finders per form
-# Each takes a chunk of the text, its lowered copy, the chunk's offset in the
-# whole text, and appends (start, end, kind, id, version) in whole-text offsets.
+# Each takes a chunk of the text and its lowered copy, and appends (start,
+# end, kind, id, version) in offsets of the chunk.
 
 
-def _find_arxiv(text: str, low: bytes, base: int, out: list[_Found]) -> None:
+def _find_arxiv(text: str, low: bytes, out: list[_Found]) -> None:
     """``arxiv.org/abs|pdf|html/ID`` on any arxiv.org host, the DOI
     ``10.48550/arXiv.ID`` and the markers ``arXiv:ID`` / ``arXiv ID``."""
     append = out.append
@@ -313,8 +330,9 @@ def _find_arxiv(text: str, low: bytes, base: int, out: list[_Found]) -> None:
     url_chars = _URL_CHARS
     for m in _ARXIV_RE.finditer(low):
         url, dot, _, new, arch, old, new2, ver = m.groups()
-        if new is not None and ver is None:
-            ident, version = new.decode("ascii"), None
+        if new is not None:
+            ident = new.decode("ascii")
+            version = None if ver is None else f"v{int(ver)}"
         else:
             found = _arxiv_id(new, arch, old, new2, ver)
             if found is None:
@@ -324,6 +342,10 @@ def _find_arxiv(text: str, low: bytes, base: int, out: list[_Found]) -> None:
         if url is not None:
             if p >= 8 and low.startswith(b"https://", p - 8):
                 s = p - 8
+                if s > 0 and text[s - 1] in _HOST_BLOCKERS:
+                    continue
+            elif p >= 7 and low.startswith(b"http://", p - 7):
+                s = p - 7
                 if s > 0 and text[s - 1] in _HOST_BLOCKERS:
                     continue
             else:
@@ -356,34 +378,47 @@ def _find_arxiv(text: str, low: bytes, base: int, out: list[_Found]) -> None:
                 if sep is None or sep.end() != sep_end:
                     continue  # a CJK character or a tab mix, not a separator
             s = p
-        append((base + s, base + end, "arxiv", ident, version))
+        append((s, end, "arxiv", ident, version))
 
 
-def _find_arxiv_mirrors(text: str, low: bytes, base: int, out: list[_Found]) -> None:
+def _find_arxiv_mirrors(text: str, low: bytes, out: list[_Found]) -> None:
     """``ar5iv.org/abs/ID``, ``alphaxiv.org/abs/ID``, ``huggingface.co/papers/ID``
     (``ar5iv.labs.arxiv.org`` is an arxiv.org host, found with those)."""
     append = out.append
+    find = low.find
     for literal, pattern in _MIRRORS:
-        first = low.find(literal)  # usually absent: skip the regex scan
-        if first < 0:
-            continue
-        for m in pattern.finditer(low, first):
+        # These long literals are rare: bytes.find skips ahead by their
+        # length, several times faster than the regex engine's prefix scan.
+        match = pattern.match
+        i = find(literal)
+        while i >= 0:
+            m = match(low, i)
+            i = find(literal, i + 1)
+            if m is None:
+                continue
             found = _arxiv_id(*m.groups())
             if found is None:
                 continue
             s = _link_start(low, text, m.start())
             if s < 0:
                 continue
-            append((base + s, base + _url_end(text, m.end()), "arxiv", found[0], found[1]))
+            end = m.end()
+            if end < len(text) and text[end] in _URL_CHARS:
+                end = _url_end(text, end)
+            append((s, end, "arxiv", found[0], found[1]))
 
 
-def _find_github(text: str, low: bytes, base: int, out: list[_Found]) -> None:
+def _find_github(text: str, low: bytes, out: list[_Found]) -> None:
     """``github.com/OWNER/REPO...`` with any scheme or ``www.``, and the SSH
     form ``git@github.com:OWNER/REPO.git``."""
     append = out.append
     n = len(text)
     url_chars = _URL_CHARS
+    reserved = _GITHUB_RESERVED_B
     for m in _GITHUB_RE.finditer(low):
+        key, owner = m.groups()
+        if owner in reserved or (b"-" in owner and (owner[-1] == 0x2D or b"--" in owner)):
+            continue
         p = m.start()
         if low[p + 10] == 0x2F:  # "github.com/"
             if p >= 8 and low.startswith(b"https://", p - 8):
@@ -402,7 +437,6 @@ def _find_github(text: str, low: bytes, base: int, out: list[_Found]) -> None:
                 s -= 1
             if s == p - 1 or (s > 0 and text[s - 1] in _HOST_BLOCKERS):
                 continue
-        key = m.group("key")
         end = m.end()
         if key[-1] == 0x2E:  # "github.com/a/b." ends a sentence: the dot is no part
             end = _url_end(text, end, end - len(key) + key.index(b"/") + 2)
@@ -416,12 +450,12 @@ def _find_github(text: str, low: bytes, base: int, out: list[_Found]) -> None:
             if not repo:
                 continue
             key = owner + b"/" + repo
-        if len(key) - key.index(b"/") > _REPO_MAX + 1:
+        if len(key) > _REPO_MAX + 1 and len(key) - key.index(b"/") > _REPO_MAX + 1:
             continue  # GitHub names a repository in at most 100 characters
-        append((base + s, base + end, "github", key.decode("ascii"), None))
+        append((s, end, "github", key.decode("ascii"), None))
 
 
-def _find_pages(text: str, low: bytes, base: int, out: list[_Found]) -> None:
+def _find_pages(text: str, low: bytes, out: list[_Found]) -> None:
     """``OWNER.github.io[/REPO...]``: the owner label before the match."""
     for m in _PAGES_RE.finditer(low):
         p = m.start()
@@ -438,7 +472,7 @@ def _find_pages(text: str, low: bytes, base: int, out: list[_Found]) -> None:
         if not seg or (m.group("more") is None and seg.endswith(_PAGES_FILE_SUFFIXES_B)):
             seg = owner + b".github.io"  # the user site itself, or a file of it
         ident = f"{owner.decode('ascii')}/{seg.decode('ascii')}"
-        out.append((base + s, base + _url_end(text, p + 10), "github", ident, None))
+        out.append((s, _url_end(text, p + 10), "github", ident, None))
 
 
 # ---------------------------------------------------------------- Link objects
@@ -515,10 +549,13 @@ def _gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-def _scan(text: str, finders: tuple[_Finder, ...]) -> list[_Found]:
-    """Run the finders over the text, chunk by chunk (see :data:`_CHUNK`)."""
-    found: list[_Found] = []
+def _links(text: str, finders: tuple[_Finder, ...], via: str | None) -> list[Link]:
+    """Run the finders over the text, a chunk at a time (see :data:`_CHUNK`),
+    and turn each chunk's finds into Links while the chunk is still in the
+    CPU cache. Chunks are cut after line breaks, and no link spans a line."""
+    links: list[Link] = []
     n = len(text)
+    line = 1  # the line the current chunk starts on
     a = 0
     while a < n:
         b = n
@@ -530,25 +567,40 @@ def _scan(text: str, finders: tuple[_Finder, ...]) -> list[_Found]:
                 b = cut + 1
         chunk = text if (a == 0 and b == n) else text[a:b]
         low = _lowered(chunk)
+        found: list[_Found] = []
         for finder in finders:
-            finder(chunk, low, a, found)
+            finder(chunk, low, found)
+        line = _place(chunk, low, a, line, found, via, links)
         a = b
-    return found
+    return links
 
 
-def _to_links(text: str, found: list[_Found], via: str | None) -> list[Link]:
-    """Sort, drop overlaps, and attach 1-based line and column, in one pass.
+def _place(
+    chunk: str,
+    low: bytes,
+    base: int,
+    line: int,
+    found: list[_Found],
+    via: str | None,
+    links: list[Link],
+) -> int:
+    """Sort a chunk's finds, drop overlaps, attach 1-based line and column and
+    append them to ``links`` as Links. Returns the line after the chunk.
 
     ``\\n``, ``\\r\\n`` and ``\\r`` all end a line, so a CRLF or CR file gives
-    the same lines and columns as its LF twin.
+    the same lines and columns as its LF twin: lines are counted in a copy
+    where each lone ``\\r`` is a ``\\n`` (same length, same offsets). They
+    are counted in the lowered copy, whose line breaks are the chunk's and
+    where finding the last one is a ``memrchr``.
     """
+    if b"\r" in low and _LONE_CR.search(low) is not None:
+        low = _LONE_CR.sub(b"\n", low)
+    count, rfind = low.count, low.rfind
+    if not found:
+        return line + count(b"\n")
     found.sort()
-    has_cr = "\r" in text
-    count, rfind = text.count, text.rfind
     new, set_dict, set_fields, set_extra, set_private, fields = _LINK_PARTS
-    links: list[Link] = []
     append = links.append
-    line = 1
     line_start = 0  # offset of the first character of the current line
     last = 0  # offset up to which line breaks have been counted
     last_end = 0
@@ -556,25 +608,20 @@ def _to_links(text: str, found: list[_Found], via: str | None) -> list[Link]:
         if start < last_end:  # the same text reached from two anchors
             continue
         last_end = end
-        nl = count("\n", last, start)
-        if has_cr:
-            cr = count("\r", last, start)
-            if nl or cr:
-                line += nl + cr - count("\r\n", last, start)
-                line_start = 1 + max(rfind("\n", last, start), rfind("\r", last, start))
-        elif nl:
+        nl = count(b"\n", last, start)
+        if nl:
             line += nl
-            line_start = rfind("\n", last, start) + 1
+            line_start = rfind(b"\n", last, start) + 1
         last = start
         values = {
             "kind": kind,
             "id": ident,
             "version": version,
-            "text": text[start:end],
+            "text": chunk[start:end],
             "line": line,
             "column": start - line_start + 1,
-            "start": start,
-            "end": end,
+            "start": base + start,
+            "end": base + end,
             "via": via,
         }
         if new is None:  # pragma: no cover - pydantic internals changed
@@ -586,7 +633,7 @@ def _to_links(text: str, found: list[_Found], via: str | None) -> list[Link]:
         set_extra(link, None)
         set_private(link, None)
         append(link)
-    return links
+    return line + count(b"\n", last)
 
 
 # -------------------------------------------------------------------- public
@@ -601,8 +648,7 @@ def extract(text: str) -> list[Link]:
     if not text:
         return []
     with _gc_paused():
-        found = _scan(text, (_find_arxiv, _find_arxiv_mirrors, _find_github))
-        return _to_links(text, found, None)
+        return _links(text, (_find_arxiv, _find_arxiv_mirrors, _find_github), None)
 
 
 def find_pages_links(text: str) -> list[Link]:
@@ -617,4 +663,4 @@ def find_pages_links(text: str) -> list[Link]:
     if not text:
         return []
     with _gc_paused():
-        return _to_links(text, _scan(text, (_find_pages,)), "pages")
+        return _links(text, (_find_pages,), "pages")

@@ -320,6 +320,14 @@ def test_extract_markdown_badge_gives_only_the_real_link() -> None:
 def test_extract_github_owner_of_39_characters_is_the_limit() -> None:
     assert [link.id for link in extract("github.com/" + "a" * 39 + "/r")] == ["a" * 39 + "/r"]
     assert extract("github.com/" + "a" * 40 + "/r") == []
+    # hyphens count: 39 characters in all, not 39 letters and digits
+    hyphenated = "-".join(["ab"] * 13)  # 38 characters
+    assert [link.id for link in extract(f"github.com/{hyphenated}x/r")] == [f"{hyphenated}x/r"]
+    assert extract(f"github.com/{hyphenated}-x/r") == []
+    assert [link.id for link in find_pages_links(f"{hyphenated}x.github.io/r")] == [
+        f"{hyphenated}x/r"
+    ]
+    assert find_pages_links(f"{hyphenated}-x.github.io/r") == []
 
 
 GITHUB_NON_LINKS = [

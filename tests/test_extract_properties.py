@@ -115,7 +115,7 @@ def arxiv_links(draw: st.DrawFn) -> tuple[str, str, str | None]:
 
 
 OWNER = st.from_regex(r"[A-Za-z0-9](?:-?[A-Za-z0-9]){0,38}", fullmatch=True).filter(
-    lambda o: o.lower() not in GITHUB_RESERVED
+    lambda o: len(o) <= 39 and o.lower() not in GITHUB_RESERVED
 )
 REPO = st.from_regex(r"[A-Za-z0-9._-]{0,30}[A-Za-z0-9_-]", fullmatch=True).filter(
     lambda r: not r.lower().endswith(".git") and r not in (".", "..")
