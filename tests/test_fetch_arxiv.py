@@ -372,6 +372,35 @@ def test_requests_start_at_least_min_interval_apart(arxiv_server: FakeArxiv) -> 
     assert all(b - a >= 1.0 for a, b in itertools.pairwise(starts)), starts
 
 
+def test_two_lanes_share_one_connection_and_never_overlap_requests(
+        arxiv_server: FakeArxiv) -> None:
+    # A reply is parsed while the next request is on the wire, but arXiv sees one
+    # request at a time, on one connection, batches in order.
+    ids = arxiv_server.add_synthetic(120)
+    arxiv_server.latency = 0.02
+    res = fetch(arxiv_server, ids, arxiv__batch_size=20)
+    assert res.requests == 6 == arxiv_server.count("query")
+    assert set(statuses(res).values()) == {"ok"} and len(res.records) == 120
+    assert arxiv_server.peak_answering == 1
+    assert len(arxiv_server.client_ports) == 1
+    assert arxiv_server.id_lists() == [ids[n:n + 20] for n in range(0, 120, 20)]
+
+
+def test_a_batch_in_trouble_holds_back_the_next_batch(arxiv_server: FakeArxiv) -> None:
+    # While one lane retries its batch, the other may not start the next one: a
+    # failing API sees what it would with one lane (one batch retried, then nothing).
+    ids = ["2301.00001", "2301.00002", "2301.00003"]
+    add_titled(arxiv_server, ids)
+    arxiv_server.faults.add("query", "slow", seconds=0.0)  # the first request goes through
+    arxiv_server.faults.add("query", "status", times=3, status=503, body=b"down")
+    res = fetch(arxiv_server, ids, arxiv__batch_size=1, http__max_retries=2)
+    assert res.requests == 4 == arxiv_server.count("query")
+    assert statuses(res) == {"2301.00001": "ok"}
+    assert "HTTP 503" in res.failed["2301.00002"] and "3 attempts" in res.failed["2301.00002"]
+    assert set(res.missing) == {"2301.00003"}
+    assert arxiv_server.peak_answering == 1
+
+
 def test_two_fetchers_in_one_process_share_the_spacing(arxiv_server: FakeArxiv) -> None:
     add_titled(arxiv_server, ["2301.00001", "2301.00002"])
     cfg = arxiv_config(arxiv_server, arxiv__min_interval=0.4)

@@ -17,6 +17,11 @@ Why it looks the way it does (facts in the project's ``api-facts.md``):
   (so starts are at least that far apart too, retries included).
 - **Off the event loop.** The blocking client runs in a worker thread
   (:func:`asyncio.to_thread`), so GitHub fetching proceeds meanwhile.
+- **Parsing overlaps the next request.** With two batches or more, two lanes (threads
+  sharing the session, its one connection and the gate) take turns: once a batch has
+  had a good reply, the other lane sends the next batch while this one is parsed.
+  A batch in trouble keeps the turn until it is settled, so retries never interleave
+  with new batches.
 - **Answers are matched by entry id, never by position**: arXiv returns entries sorted
   by date and silently drops ids that do not exist. ``max_results`` is always the
   batch size, since the API's default of 10 truncates longer lists.
@@ -153,6 +158,21 @@ class _Gate:
             self._lock.release()
 
 
+class _Turn:
+    """A lane's hold on the baton (see ``ArxivFetcher._run_batches``), released once."""
+
+    def __init__(self, baton: threading.Lock, stop: threading.Event) -> None:
+        while not baton.acquire(timeout=0.05):
+            if stop.is_set():
+                raise _Stopped
+        self._baton: threading.Lock | None = baton
+
+    def release(self) -> None:
+        baton, self._baton = self._baton, None
+        if baton is not None:
+            baton.release()
+
+
 _GATES: dict[str, _Gate] = {}
 _GATES_LOCK = threading.Lock()
 
@@ -282,10 +302,25 @@ class _ArxivSession(requests.Session):
         self.min_interval = min_interval
         self._stop = stop
         self.sent = 0
-        self.last: _Exchange | None = None
+        self._local = threading.local()  # two lanes share the session: see ArxivFetcher
         self.headers["User-Agent"] = user_agent
         self.mount("http://", _WatchedAdapter())
         self.mount("https://", _WatchedAdapter())
+
+    @property
+    def last(self) -> _Exchange | None:
+        """This thread's last exchange (the reply the package does not keep)."""
+        last: _Exchange | None = getattr(self._local, "last", None)
+        return last
+
+    @last.setter
+    def last(self, value: _Exchange | None) -> None:
+        self._local.last = value
+
+    def on_good_reply(self, hook: Callable[[], None] | None) -> None:
+        """Call ``hook`` (in this thread) once a 200 with a readable feed has arrived,
+        before the package parses it."""
+        self._local.hook = hook
 
     def request(self, method: str | bytes, url: str | bytes,
                 *args: Any, **kwargs: Any) -> requests.Response:
@@ -326,6 +361,10 @@ class _ArxivSession(requests.Session):
             problem = _not_a_feed(body)
             if problem is not None:
                 raise _BadBody(problem)
+            hook = getattr(self._local, "hook", None)
+            if hook is not None:
+                self._local.hook = None
+                hook()
         return resp
 
     def _follow(self, method: str | bytes, url: str | bytes, args: tuple[Any, ...],
@@ -442,12 +481,17 @@ class ArxivFetcher:
             min_interval=config.arxiv.min_interval,
             stop=lambda: self._stop_event,
         )
-        self.client = arxiv.Client(page_size=config.arxiv.batch_size, delay_seconds=0.0,
-                                   num_retries=0)
+        self.client = self._make_client()
+        self._lane_client: arxiv.Client | None = None
+
+    def _make_client(self) -> arxiv.Client:
+        client = arxiv.Client(page_size=self.config.arxiv.batch_size, delay_seconds=0.0,
+                              num_retries=0)
         sep = "&" if "?" in self._api_url else "?"
-        self.client.query_url_format = (
+        client.query_url_format = (
             self._api_url.replace("{", "{{").replace("}", "}}") + sep + "{}")
-        self.client._session = self.session
+        client._session = self.session
+        return client
 
     # -- public ------------------------------------------------------------------------
 
@@ -483,12 +527,8 @@ class ArxivFetcher:
             todo = list(keys_by_sent)
             size = self.config.arxiv.batch_size
             try:
-                for n in range(0, len(todo), size):
-                    batch = todo[n:n + size]
-                    if run.stop_reason is not None:
-                        run.missing.update(dict.fromkeys(batch, run.stop_reason))
-                        continue
-                    self._resolve(batch, run, stop)
+                self._run_batches([todo[n:n + size] for n in range(0, len(todo), size)],
+                                  run, stop)
             except _Stopped:
                 done = run.records.keys() | run.failed.keys() | run.missing.keys()
                 run.missing.update({s: "cancelled" for s in todo if s not in done})
@@ -511,7 +551,64 @@ class ArxivFetcher:
                      len(result.failed), len(result.missing))
             return result
 
-    def _resolve(self, batch: list[str], run: _Run, stop: threading.Event) -> None:
+    def _run_batches(self, batches: list[list[str]], run: _Run, stop: threading.Event) -> None:
+        """Settle the batches in two lanes, so that a reply is parsed while the next
+        request is on the wire.
+
+        Parsing a page of 100 entries takes about as long as a fast reply, and arXiv
+        allows one request in flight, not one request and its parsing: the gate
+        (one request at a time, spaced by ``min_interval``) is all the lanes share on
+        the wire. A lane starts a new batch only once the batch before it has had a
+        good reply (the *baton*), so a failing API still sees one batch retried and
+        then nothing more, exactly as with one lane; follow-up requests of a batch
+        (a split, a re-ask) need no baton.
+        """
+        if len(batches) < 2:
+            for batch in batches:
+                self._settle(batch, run, stop, self.client)
+            return
+        if self._lane_client is None:
+            self._lane_client = self._make_client()
+        pending = iter(batches)
+        take = threading.Lock()
+        baton = threading.Lock()
+        errors: list[BaseException] = []
+
+        def lane(client: arxiv.Client) -> None:
+            try:
+                while True:
+                    turn = _Turn(baton, stop)
+                    with take:
+                        batch = next(pending, None)
+                    if batch is None:
+                        turn.release()
+                        return
+                    self.session.on_good_reply(turn.release)
+                    try:
+                        self._settle(batch, run, stop, client)
+                    finally:
+                        self.session.on_good_reply(None)
+                        turn.release()
+            except BaseException as exc:  # re-raised in the calling thread
+                errors.append(exc)
+
+        other = threading.Thread(target=lane, args=(self._lane_client,),
+                                 name="enrich-arxiv-lane", daemon=True)
+        other.start()
+        lane(self.client)
+        other.join()
+        if errors:
+            raise errors[0]
+
+    def _settle(self, batch: list[str], run: _Run, stop: threading.Event,
+                client: arxiv.Client) -> None:
+        if run.stop_reason is not None:
+            run.missing.update(dict.fromkeys(batch, run.stop_reason))
+        else:
+            self._resolve(batch, run, stop, client)
+
+    def _resolve(self, batch: list[str], run: _Run, stop: threading.Event,
+                 client: arxiv.Client) -> None:
         """Settle every id of ``batch``: a record, a failure, or missing."""
         queue: list[list[str]] = [batch]
         while queue:
@@ -522,7 +619,7 @@ class ArxivFetcher:
             attempt = 0
             confirmed_empty = False
             while ids:
-                reply = self._attempt(ids)
+                reply = self._attempt(ids, client)
                 if reply.kind == "ok":
                     found, strays = self._match(reply.results, ids)
                     if not found and len(ids) > 1 and not confirmed_empty:
@@ -603,12 +700,12 @@ class ArxivFetcher:
                          self.config.http.max_retries, wait)
                 self._sleep(wait, stop)
 
-    def _attempt(self, ids: list[str]) -> _Reply:
+    def _attempt(self, ids: list[str], client: arxiv.Client) -> _Reply:
         """One request for ``ids``, classified; never raises for HTTP or network trouble."""
         search = arxiv.Search(id_list=ids, max_results=len(ids))
-        self.client.page_size = len(ids)
+        client.page_size = len(ids)
         try:
-            results = list(self.client.results(search))
+            results = list(client.results(search))
         except arxiv.HTTPError as exc:
             return self._classify_status(int(exc.status))
         except arxiv.UnexpectedEmptyPageError:

@@ -109,6 +109,11 @@ class FakeServer(ThreadingHTTPServer):
         self.requests: list[LoggedRequest] = []
         self.latency = 0.0
         self.handler_errors = 0
+        #: Most requests being answered at once, and the client ports they came from
+        #: (one port per connection): what "one connection at a time" is checked by.
+        self.peak_answering = 0
+        self.client_ports: set[int] = set()
+        self._answering = 0
         self._log_lock = threading.Lock()
         self._thread: threading.Thread | None = None
 
@@ -195,6 +200,18 @@ class FakeHandler(BaseHTTPRequestHandler):
         self._handle("HEAD")
 
     def _handle(self, method: str) -> None:
+        srv = self.server
+        with srv._log_lock:
+            srv._answering += 1
+            srv.peak_answering = max(srv.peak_answering, srv._answering)
+            srv.client_ports.add(int(self.client_address[1]))
+        try:
+            self._answer(method)
+        finally:
+            with srv._log_lock:
+                srv._answering -= 1
+
+    def _answer(self, method: str) -> None:
         parts = urlsplit(self.path)
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
