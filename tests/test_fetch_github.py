@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import re
 import time
@@ -78,6 +79,32 @@ def test_graphql_batch_size_is_configurable(github_server: FakeGitHub) -> None:
     res = fetch(github_config(github_server, token=TOKEN, github__batch_size=10), keys)
     assert res.requests == github_server.count(endpoint="graphql") == 3
     assert len(res.records) == 25
+
+
+def test_graphql_queries_go_one_at_a_time_in_order(github_server: FakeGitHub) -> None:
+    # The next query is sent while an answer is turned into records, never while
+    # one is still on the wire.
+    github_server.tokens[TOKEN] = "alice"
+    github_server.latency = 0.02
+    keys = github_server.add_synthetic(50)
+    res = fetch(github_config(github_server, token=TOKEN, github__batch_size=10), keys)
+    assert res.requests == github_server.count(endpoint="graphql") == 5
+    assert len(res.records) == 50 and not res.failed and not res.missing
+    assert github_server.peak_answering == 1 and github_server.max_inflight == 1
+    firsts = [json.loads(r.body)["variables"]["o0"] for r in github_server.requests]
+    assert firsts == [keys[n].split("/")[0] for n in range(0, 50, 10)]
+
+
+def test_graphql_answer_spending_the_quota_sends_nothing_more(github_server: FakeGitHub) -> None:
+    github_server.tokens[TOKEN] = "alice"
+    keys = github_server.add_synthetic(30)
+    github_server.exhaust(TOKEN, reset_in=3600, resource="graphql")
+    with github_server._state:  # one point left: the first query spends it
+        github_server._bucket(TOKEN, "graphql").used -= 1
+    res = fetch(github_config(github_server, token=TOKEN, github__batch_size=10), keys)
+    assert res.requests == 1 == github_server.count()
+    assert len(res.records) == 10 and set(res.missing) == set(keys[10:])
+    assert res.rate_limit_reset is not None
 
 
 def test_graphql_aliases_are_valid_names_for_dashed_repos() -> None:

@@ -446,41 +446,59 @@ class GithubFetcher:
     # -- GraphQL ---------------------------------------------------------------------
 
     async def _fetch_graphql(self, run: _Run, wanted: Mapping[str, tuple[str, str]]) -> None:
+        """One query per batch, one at a time; while a good answer is turned into
+        records, the next batch's query is already on the wire (the answer's rate-limit
+        headers were checked first, so a throttled run sends nothing more)."""
         items = list(wanted.items())
         size = self._config.github.batch_size
-        for start in range(0, len(items), size):
-            batch = items[start:start + size]
-            if self._stop_message is not None:
-                self._mark_missing(run, [k for k, _ in batch])
-                continue
-            if run.auth_error is not None:
-                for key, _ in batch:
-                    run.result.failed[key] = run.auth_error
-                continue
-            try:
-                fallback = await self._graphql_batch(run, batch)
-            except _Stopped:
-                self._mark_missing(run, [k for k, _ in batch])
-                continue
-            except _AuthFailed as exc:
-                for key, _ in batch:
-                    run.result.failed[key] = str(exc)
-                continue
-            except FetchError as exc:
-                for key, _ in batch:
-                    run.result.failed[key] = str(exc)
-                continue
-            if fallback:
-                await self._fetch_rest(run, {k: wanted[k] for k in fallback}, {})
+        batches = [items[n:n + size] for n in range(0, len(items), size)]
+        ahead: asyncio.Future[_Answer] | None = None
+        try:
+            for n, batch in enumerate(batches):
+                if ahead is None and self._stop_message is not None:
+                    self._mark_missing(run, [k for k, _ in batch])
+                    continue
+                if ahead is None and run.auth_error is not None:
+                    for key, _ in batch:
+                        run.result.failed[key] = run.auth_error
+                    continue
+                try:
+                    if ahead is not None:
+                        ans = await ahead
+                    else:
+                        ans = await self._graphql_send(run, batch)
+                    ahead = None
+                    if (ans.status == 200 and n + 1 < len(batches)
+                            and self._stop_message is None):
+                        ahead = asyncio.ensure_future(self._graphql_send(run, batches[n + 1]))
+                    fallback = self._graphql_records(run, batch, ans)
+                except _Stopped:
+                    self._mark_missing(run, [k for k, _ in batch])
+                    continue
+                except (_AuthFailed, FetchError) as exc:
+                    for key, _ in batch:
+                        run.result.failed[key] = str(exc)
+                    continue
+                if fallback:
+                    if ahead is not None:  # one request at a time: let it land first
+                        await asyncio.wait([ahead])
+                    await self._fetch_rest(run, {k: wanted[k] for k in fallback}, {})
+        finally:
+            if ahead is not None and not ahead.done():
+                ahead.cancel()
 
-    async def _graphql_batch(self, run: _Run,
-                             batch: Sequence[tuple[str, tuple[str, str]]]) -> list[str]:
-        """One GraphQL query for ``batch``; returns keys to ask REST about instead."""
+    async def _graphql_send(self, run: _Run,
+                            batch: Sequence[tuple[str, tuple[str, str]]]) -> _Answer:
+        """The GraphQL query for ``batch``, sent until it gets an answer worth reading."""
         query, variables = build_graphql_query([pair for _, pair in batch])
         body = json.dumps({"query": query, "variables": variables}).encode()
-        ans = await self._exchange(run, "POST", self._graphql_url, content=body,
-                                   headers={"Content-Type": "application/json"}, graphql=True,
-                                   parse=_graphql_document)
+        return await self._exchange(run, "POST", self._graphql_url, content=body,
+                                    headers={"Content-Type": "application/json"},
+                                    graphql=True, parse=_graphql_document)
+
+    def _graphql_records(self, run: _Run, batch: Sequence[tuple[str, tuple[str, str]]],
+                         ans: _Answer) -> list[str]:
+        """The records of one GraphQL answer; returns keys to ask REST about instead."""
         if ans.status == 401:
             raise self._auth_error(run, ans)
         if ans.status != 200:
