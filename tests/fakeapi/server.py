@@ -16,7 +16,8 @@ exactly which request misbehaves::
 
 Every request is logged (endpoint, method, path, query, headers, credential)
 in ``srv.requests``; ``srv.count(endpoint=None, credential=None)`` counts them.
-``latency`` (seconds) delays every answer, for benchmarks.
+``latency`` (seconds): every answer leaves that long after its request came in
+(the fake's own work included), for benchmarks.
 """
 
 from __future__ import annotations
@@ -224,11 +225,13 @@ class FakeHandler(BaseHTTPRequestHandler):
         logged = LoggedRequest(endpoint, method, parts.path, query, dict(self.headers),
                                self.credential_of(), body, time.time())
         self.server.log(logged)
-        if self.server.latency:
-            time.sleep(self.server.latency)
+        # The answer leaves ``latency`` after the request came in, however long the
+        # fake took to build it: an API that answers in 50 ms, not 50 ms plus our work.
+        self._due = time.monotonic() + self.server.latency if self.server.latency else None
         fault = self.server.faults.take(endpoint)
         if fault is not None:
             logged.fault = fault.kind
+            self._wait_due()
         if fault is not None and self._apply_fault(fault):
             return
         self.route(method, parts.path, query, body)
@@ -350,6 +353,15 @@ class FakeHandler(BaseHTTPRequestHandler):
                 time.sleep(interval)
         except OSError:
             pass  # the client hung up: what a client should do
+
+    def _wait_due(self) -> None:
+        due, self._due = getattr(self, "_due", None), None
+        if due is not None and (wait := due - time.monotonic()) > 0:
+            time.sleep(wait)
+
+    def send_response(self, code: int, message: str | None = None) -> None:
+        self._wait_due()
+        super().send_response(code, message)
 
     def send(self, status: int, body: bytes, content_type: str,
              headers: dict[str, str] | None = None) -> None:
