@@ -22,7 +22,7 @@ import bisect
 import hashlib
 import logging
 import math
-from collections.abc import Callable, Coroutine, Iterable, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import TracebackType
@@ -371,27 +371,35 @@ class Enricher:
         async def none_r() -> FetchResult[Repo]:
             return FetchResult()
 
+        # Batches are cached as they arrive, while later ones are on the wire (the
+        # process mostly waits then); what a batch hook could not take is cached below.
+        early = _EarlyWrites(self, cached_p, cred)
         task_p = asyncio.ensure_future(
-            self._arxiv_fetcher().fetch(fetch_p) if fetch_p else none_p())
+            self._arxiv_fetcher().fetch(fetch_p, on_batch=early.papers)
+            if fetch_p else none_p())
         try:
             if fetch_p and fetch_r:
                 # Let the arXiv worker thread send its first request before the GitHub
                 # client is built (importing httpx, loading CA certificates: ~0.1 s).
                 await asyncio.sleep(0)
-            task_r = (self._github_fetcher().fetch(fetch_r, etags, refresh=self.refresh)
+            task_r = (self._github_fetcher().fetch(fetch_r, etags, refresh=self.refresh,
+                                                   on_batch=early.repos)
                       if fetch_r else none_r())
         except BaseException:
             task_p.cancel()
             raise
         got_p, got_r = await asyncio.gather(task_p, task_r)
+        early.check()
         _keep_known_papers(got_p, cached_p)
         res.requests = {"arxiv": got_p.requests, "github": got_r.requests}
         self.requests["arxiv"] += got_p.requests
         self.requests["github"] += got_r.requests
         done = self._now()
 
-        definitive_p = {k: v for k, v in got_p.records.items() if v.status in _CACHEABLE}
-        definitive_r = {k: v for k, v in got_r.records.items() if v.status in _CACHEABLE}
+        definitive_p = {k: v for k, v in got_p.records.items()
+                        if v.status in _CACHEABLE and ("arxiv", k) not in early.stamped}
+        definitive_r = {k: v for k, v in got_r.records.items()
+                        if v.status in _CACHEABLE and ("github", k) not in early.stamped}
         if definitive_p:
             store.put_papers(definitive_p, done)
         if definitive_r or got_r.etags:
@@ -399,8 +407,8 @@ class Enricher:
         if got_r.not_modified:
             store.touch_repos(got_r.not_modified, done, credential=cred)
 
-        self._merge("arxiv", fetch_p, got_p, cached_p, res, done)
-        self._merge("github", fetch_r, got_r, cached_r, res, done)
+        self._merge("arxiv", fetch_p, got_p, cached_p, res, done, early.stamped)
+        self._merge("github", fetch_r, got_r, cached_r, res, done, early.stamped)
         if self._progress is not None:
             self._progress("arxiv", len(fetch_p))
             self._progress("github", len(fetch_r))
@@ -431,14 +439,18 @@ class Enricher:
         return to_fetch
 
     def _merge(self, kind: str, asked: Sequence[str], got: FetchResult[Any],
-               cached: dict[str, Cached[Any]], res: Resolution, now: datetime) -> None:
+               cached: dict[str, Cached[Any]], res: Resolution, now: datetime,
+               stamped: dict[tuple[str, str], Record]) -> None:
         for i in asked:
             c = cached.get(i)
             if i in got.records:
                 rec = got.records[i]
                 if rec.status in _CACHEABLE:
                     # the time the cache records, so a later read serves the same record
-                    _put(res, kind, i, rec.model_copy(update={"fetched_at": now}), "fetched")
+                    kept = stamped.get((kind, i))
+                    if kept is None:
+                        kept = rec.model_copy(update={"fetched_at": now})
+                    _put(res, kind, i, kept, "fetched")
                     continue
                 msg = f"{rec.status}"
             elif i in got.not_modified and c is not None:
@@ -464,6 +476,58 @@ class Enricher:
 _CACHEABLE = frozenset({"ok", "not_found", "unavailable"})
 
 
+class _EarlyWrites:
+    """The batch hooks of one :meth:`Enricher.resolve`: cache each batch's definitive
+    records as soon as they arrive, stamped with the time they were cached.
+
+    ``stamped`` holds what was cached, as the document must show it (``fetched_at`` the
+    cache's stamp, so that a later run serves the same record). A failure to write (the
+    cache locked, read-only, the disk full) stops the early writes and is raised by
+    :meth:`check` once fetching is over, as a failure of the final write would be.
+    """
+
+    def __init__(self, enricher: Enricher, cached_p: dict[str, Cached[Paper]],
+                 credential: str) -> None:
+        self._enricher = enricher
+        self._cached_p = cached_p
+        self._credential = credential
+        self.stamped: dict[tuple[str, str], Record] = {}
+        self._failure: BaseException | None = None
+
+    def papers(self, made: dict[str, Paper]) -> None:
+        recs = {k: v for k, v in made.items() if v.status in _CACHEABLE
+                and not _is_glitch(v, self._cached_p.get(k))}
+        store = self._enricher.store
+        self._write("arxiv", recs, lambda when: store.put_papers(recs, when))
+
+    def repos(self, made: dict[str, Repo]) -> None:
+        recs = {k: v for k, v in made.items() if v.status in _CACHEABLE}
+        store, cred = self._enricher.store, self._credential
+        self._write("github", recs, lambda when: store.put_repos(recs, when, credential=cred))
+
+    def _write(self, kind: str, recs: Mapping[str, Record],
+               put: Callable[[datetime], None]) -> None:
+        if not recs or self._failure is not None:
+            return
+        when = self._enricher._now()
+        try:
+            put(when)
+        except BaseException as exc:  # raised by check(), in the caller's flow
+            self._failure = exc
+            return
+        for k, v in recs.items():
+            self.stamped[(kind, k)] = v.model_copy(update={"fetched_at": when})
+
+    def check(self) -> None:
+        if self._failure is not None:
+            raise self._failure
+
+
+def _is_glitch(rec: Paper, cached: Cached[Paper] | None) -> bool:
+    """See :func:`_keep_known_papers`."""
+    return rec.status == "not_found" and cached is not None and cached.record.status == "ok"
+
+
 def _keep_known_papers(got: FetchResult[Paper], cached: dict[str, Cached[Paper]]) -> None:
     """A ``not_found`` for a paper the cache holds is a glitch: keep the paper.
 
@@ -473,8 +537,7 @@ def _keep_known_papers(got: FetchResult[Paper], cached: dict[str, Cached[Paper]]
     counts as failed, so the cached record is served as ``stale``.
     """
     for pid, rec in list(got.records.items()):
-        c = cached.get(pid)
-        if rec.status == "not_found" and c is not None and c.record.status == "ok":
+        if _is_glitch(rec, cached.get(pid)):
             del got.records[pid]
             got.failed[pid] = ("arXiv answered no entry for a paper it served before "
                                "(an empty page?); kept the cached record")

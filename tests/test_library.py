@@ -210,3 +210,47 @@ def test_progress_hook_counts_every_id_once_whether_cached_or_fetched(
 
         asyncio.run(go())
         assert done == {"arxiv": 1, "github": 2}
+
+
+def test_batches_are_cached_as_they_arrive(
+        arxiv_server: FakeArxiv, github_server: FakeGitHub) -> None:
+    # While the last arXiv batch and the last GraphQL query are still on the wire, the
+    # earlier batches are in the cache already; the document shows each record with the
+    # time the cache stamped it, so the next run serves exactly the same records.
+    import sqlite3
+
+    ids = [f"2301.0000{n}" for n in range(1, 4)]
+    for pid in ids:
+        arxiv_server.add_paper(pid, title=f"Paper {pid}")
+    names = [f"owner{n}/repo{n}" for n in range(1, 4)]
+    for name in names:
+        github_server.add_repo(name)
+    github_server.tokens["tok"] = "alice"
+    cfg = _config(arxiv_server, github_server)
+    cfg.arxiv.batch_size = cfg.github.batch_size = 1
+    cfg.token = "tok"
+    for srv, endpoint in ((arxiv_server, "query"), (github_server, "graphql")):
+        srv.faults.add(endpoint, "slow", times=2, seconds=0.0)
+        srv.faults.add(endpoint, "slow", seconds=1.5)  # the third batch takes its time
+    text = " ".join(f"arXiv:{p} github.com/{n}" for p, n in zip(ids, names, strict=True))
+    seen: dict[str, set[str]] = {}
+
+    async def go() -> enrich.EnrichedDocument:
+        async with enrich.Enricher(cfg) as e:
+            task = asyncio.ensure_future(e.enrich_text(text))
+            while arxiv_server.count("query") < 3 or github_server.count("graphql") < 3:
+                await asyncio.sleep(0.02)
+            await asyncio.sleep(0.3)  # the third answers are 1.2 s away
+            con = sqlite3.connect(cfg.cache_path)
+            try:
+                seen["papers"] = {r[0] for r in con.execute("SELECT id FROM papers")}
+                seen["repos"] = {r[0] for r in con.execute("SELECT key FROM repos")}
+            finally:
+                con.close()
+            return await task
+
+    doc = asyncio.run(go())
+    assert seen == {"papers": set(ids[:2]), "repos": set(names[:2])}
+    assert all(doc.papers[p].status == "ok" for p in ids)
+    again = enrich.enrich_text(text, cfg)
+    assert again.papers == doc.papers and again.repos == doc.repos

@@ -75,7 +75,7 @@ from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from .._version import USER_AGENT
 from ..config import Config
 from ..models import Paper
-from . import FetchResult
+from . import BatchHook, FetchResult
 from .policy import backoff, is_transient, quote_untrusted, retry_after_seconds
 
 if TYPE_CHECKING:
@@ -458,6 +458,7 @@ class _Run:
     missing: dict[str, str] = field(default_factory=dict)
     stop_reason: str | None = None
     rate_limit_reset: datetime | None = None
+    emit: Callable[[dict[str, Paper]], None] | None = None
 
 
 class ArxivFetcher:
@@ -495,11 +496,19 @@ class ArxivFetcher:
 
     # -- public ------------------------------------------------------------------------
 
-    async def fetch(self, ids: Sequence[str]) -> FetchResult[Paper]:
+    async def fetch(self, ids: Sequence[str], *,
+                    on_batch: BatchHook[Paper] | None = None) -> FetchResult[Paper]:
         """Fetch ``ids`` (canonical, without version) in a worker thread."""
         stop = threading.Event()
+        hook: BatchHook[Paper] | None = None
+        if on_batch is not None:
+            loop = asyncio.get_running_loop()
+
+            def hook(made: dict[str, Paper]) -> None:
+                loop.call_soon_threadsafe(on_batch, made)
+
         try:
-            return await asyncio.to_thread(self._fetch_sync, list(ids), stop)
+            return await asyncio.to_thread(self._fetch_sync, list(ids), stop, hook)
         except asyncio.CancelledError:
             stop.set()
             self._stop_event.set()
@@ -511,7 +520,8 @@ class ArxivFetcher:
 
     # -- the work ----------------------------------------------------------------------
 
-    def _fetch_sync(self, ids: list[str], stop: threading.Event) -> FetchResult[Paper]:
+    def _fetch_sync(self, ids: list[str], stop: threading.Event,
+                    on_batch: BatchHook[Paper] | None = None) -> FetchResult[Paper]:
         with self._busy:
             self._stop_event = stop
             sent_before = self.session.sent
@@ -524,6 +534,14 @@ class ArxivFetcher:
                     continue
                 keys_by_sent.setdefault(sent, []).append(key)
             run = _Run()
+            if on_batch is not None:
+                hook = on_batch
+
+                def emit(made: dict[str, Paper]) -> None:
+                    hook({key: rec for sent, rec in made.items()
+                          for key in keys_by_sent.get(sent, ())})
+
+                run.emit = emit
             todo = list(keys_by_sent)
             size = self.config.arxiv.batch_size
             try:
@@ -639,6 +657,8 @@ class ArxivFetcher:
                                              + ", ".join(strays[:3]) + ") and none for this id")
                         else:
                             run.records[i] = Paper(status="not_found", fetched_at=now)
+                    if run.emit is not None:
+                        run.emit({i: run.records[i] for i in ids if i in run.records})
                     break
                 if reply.kind == "unreadable":
                     # A well-formed feed the arxiv package cannot read (a date that is not

@@ -50,7 +50,7 @@ from .._version import USER_AGENT
 from ..config import Config
 from ..errors import FetchError
 from ..models import Repo
-from . import FetchResult
+from . import BatchHook, FetchResult
 from .policy import (
     GRAPHQL_RATE_LIMIT_TYPES,
     RateLimit,
@@ -214,6 +214,7 @@ class _Run:
     secondary_streak: int = 0
     auth_error: str | None = None
     done: set[str] = field(default_factory=set)
+    on_batch: BatchHook[Repo] | None = None
 
 
 class GithubFetcher:
@@ -285,7 +286,8 @@ class GithubFetcher:
         return quote_untrusted(text, limit, secrets)
 
     async def fetch(self, keys: Sequence[str], etags: Mapping[str, str] | None = None, *,
-                    refresh: bool = False) -> FetchResult[Repo]:
+                    refresh: bool = False,
+                    on_batch: BatchHook[Repo] | None = None) -> FetchResult[Repo]:
         """Fetch ``keys`` (lower-case ``owner/repo``); never raises for one key's failure.
 
         ``etags`` are the cached ETags of *this* fetcher's credential (REST mode
@@ -294,7 +296,7 @@ class GithubFetcher:
         conditional request (REST) or one cheap GraphQL pass (token).
         """
         del refresh
-        run = _Run(result=FetchResult())
+        run = _Run(result=FetchResult(), on_batch=on_batch)
         wanted: dict[str, tuple[str, str]] = {}
         for key in dict.fromkeys(keys):
             try:
@@ -472,6 +474,11 @@ class GithubFetcher:
                             and self._stop_message is None):
                         ahead = asyncio.ensure_future(self._graphql_send(run, batches[n + 1]))
                     fallback = self._graphql_records(run, batch, ans)
+                    if run.on_batch is not None:
+                        made = {k: run.result.records[k] for k, _ in batch
+                                if k in run.result.records}
+                        if made:
+                            run.on_batch(made)
                 except _Stopped:
                     self._mark_missing(run, [k for k, _ in batch])
                     continue
