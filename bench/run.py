@@ -139,6 +139,7 @@ class Proc:
     maxrss_kb: int
     stdout: str
     stderr: str
+    started_at: float = 0.0  # time.time() at spawn, to compare with the fakes' logs
 
 
 def run_process(argv: Sequence[str], *, env: dict[str, str], cwd: Path) -> Proc:
@@ -149,13 +150,15 @@ def run_process(argv: Sequence[str], *, env: dict[str, str], cwd: Path) -> Proc:
     """
     out_path, err_path = cwd / "last.stdout", cwd / "last.stderr"
     with out_path.open("wb") as out, err_path.open("wb") as err:
+        started_at = time.time()
         started = time.perf_counter()
         p = subprocess.Popen(list(argv), env=env, cwd=cwd, stdout=out, stderr=err)
         _, status, usage = os.wait4(p.pid, 0)
         wall = time.perf_counter() - started
         p.returncode = os.waitstatus_to_exitcode(status)
     return Proc(p.returncode, wall, usage.ru_utime + usage.ru_stime, int(usage.ru_maxrss),
-                out_path.read_text("utf-8", "replace"), err_path.read_text("utf-8", "replace"))
+                out_path.read_text("utf-8", "replace"), err_path.read_text("utf-8", "replace"),
+                started_at)
 
 
 def child_env(token: bool) -> dict[str, str]:
@@ -221,6 +224,9 @@ class Row:
     bound: Bound
     code: int
     checks: list[str] = field(default_factory=list)
+    #: Per repeat: (spawn to first request, first request to last answer, last
+    #: answer to exit), in seconds; empty for runs without requests.
+    phases: list[tuple[float, float, float]] = field(default_factory=list)
 
     @property
     def wall(self) -> float:
@@ -310,6 +316,7 @@ class Bench:
             argv.append("--refresh")
         walls: list[float] = []
         cpus: list[float] = []
+        phases: list[tuple[float, float, float]] = []
         rss = 0
         arxiv_n = graphql_n = rest_n = 0
         conditional = got_304 = sys.maxsize
@@ -319,6 +326,11 @@ class Bench:
                 shutil.rmtree(cfg.parent / "cache", ignore_errors=True)
             self._reset_counters()
             proc = run_process(argv, env=child_env(token), cwd=cfg.parent)
+            sent = sorted(r.time for r in self.arxiv.requests + self.github.requests)
+            if sent:
+                first, last_answer = sent[0], sent[-1] + self.latency
+                phases.append((first - proc.started_at, last_answer - first,
+                               proc.started_at + proc.wall - last_answer))
             walls.append(proc.wall)
             cpus.append(proc.cpu)
             rss = max(rss, proc.maxrss_kb)
@@ -338,6 +350,7 @@ class Bench:
         row = Row(name, token, walls, cpus, rss, arxiv_n, graphql_n, rest_n, conditional, got_304,
                   bound, proc.code)
         row.checks = self._check_outputs(out_dir, proc)
+        row.phases = phases
         self.rows.append(row)
         print(f"  {name}: {row.wall:.2f} s, arXiv {arxiv_n}, GraphQL {graphql_n}, "
               f"REST {rest_n}, exit {proc.code}", file=sys.stderr, flush=True)
@@ -571,6 +584,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"- enrich cold with a token is **{speedup:.0f}x** faster than the sequential script "
         f"({cold.wall:.2f} s vs {base['full']:.1f} s).",
     ]
+    for r in bench.rows:
+        if r.phases:
+            start, network, tail = (statistics.median(x) for x in zip(*r.phases, strict=True))
+            lines.append(
+                f"- Where the time of \"{r.name}\" goes (medians): {start:.2f} s from process "
+                f"start to the first request, {network:.2f} s from there to the last answer "
+                f"(bound {r.bound.seconds:.2f} s), {tail:.2f} s from the last answer to exit.")
     lines += ["", "Targets (issue 5; stated for N = M = 2000 on a 2-core machine):", ""]
     lines += [f"- [{'x' if ok else ' '}] {what}" for what, ok in targets(bench, cold, warm,
                                                                           refresh_anon, speedup)]
