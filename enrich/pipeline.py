@@ -92,6 +92,8 @@ class Resolution:
     code_of: dict[str, list[str]] = field(default_factory=dict)
     papers_of: dict[str, list[str]] = field(default_factory=dict)
     histories: dict[str, list[tuple[datetime, int]]] = field(default_factory=dict)
+    placed: set[tuple[str, str]] = field(default_factory=set)
+    """Records :func:`build_document` gave a document as they are: later ones get copies."""
 
     def absorb(self, other: Resolution) -> None:
         """Add a later round's records (the ids do not overlap)."""
@@ -603,11 +605,21 @@ def build_document(links: list[Link], res: Resolution, *, source: SourceInfo | N
             else:
                 update["papers"] = res.papers_of.get(key, [])
                 hist = res.histories.get(key)
-                if hist and rec.status in ("ok", "stale"):
+                # one observation gives no change to report (and no sparkline, which
+                # needs three): the trend of every repository on its first day
+                if hist and len(hist) >= 2 and rec.status in ("ok", "stale"):
                     trend = star_trend(hist, hist[-1][0])
                     if trend.since_previous is not None or trend.week is not None:
                         update["trend"] = trend
-            target[key] = rec.model_copy(update=update)
+            if ((kind, key) not in res.placed and update.keys() <= rec.model_fields_set
+                    and all(getattr(rec, name) == value for name, value in update.items())):
+                # Nothing to change (the usual case: the cache's record): no copy (4000
+                # copies were ~0.02 s of a warm run). A later document naming it gets
+                # its own copy, so no two documents share a record.
+                res.placed.add((kind, key))
+                target[key] = rec
+            else:
+                target[key] = rec.model_copy(update=update)
             msg = res.messages.get((kind, key))
             if msg is not None:
                 errors.append(ErrorEntry(kind="arxiv" if kind == "arxiv" else "github",

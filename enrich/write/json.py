@@ -55,6 +55,21 @@ def render_json(doc: EnrichedDocument) -> str:
         return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
 
 
+def render_json_bytes(doc: EnrichedDocument) -> bytes:
+    """:func:`render_json` encoded as UTF-8: the bytes of ``STEM.enriched.json``.
+
+    pydantic's serializer writes bytes: taking them as they are skips a round trip
+    through a text of several megabytes (decoded to ``str`` by ``model_dump_json``, then
+    encoded back for the file: ~15 ms for 4000 records).
+    """
+    if _is_sorted(doc.papers) and _is_sorted(doc.repos):
+        try:
+            return doc.__pydantic_serializer__.to_json(doc, indent=2) + b"\n"
+        except (pydantic_core.PydanticSerializationError, ValueError):
+            pass
+    return render_json(doc).encode("utf-8")
+
+
 def _is_sorted(records: dict[str, Any]) -> bool:
     keys = list(records)
     return keys == sorted(keys)

@@ -33,7 +33,9 @@ from __future__ import annotations
 
 import bisect
 import functools
+import itertools
 import logging
+import operator
 import re
 import unicodedata
 from collections import Counter
@@ -66,27 +68,30 @@ SEP = " · "
 
 # CommonMark's line endings: \r\n, \n or a lone \r. str.splitlines() would also split on
 # \x0b, \x0c, \x1c-\x1e, \x85, \u2028 and \u2029, which markdown viewers show inside a line.
-_LINE_RE = re.compile(r"[^\r\n]*(?:\r\n|\n|\r)|[^\r\n]+\Z")
 _ENDING_RE = re.compile(r"\r\n|\n|\r")
+_ENDING_SPLIT = re.compile(r"(\r\n|\n|\r)")
 
 
 def _split_lines(text: str) -> list[tuple[str, str]]:
-    """``text`` as ``(content, ending)`` pairs; the last ending may be ``""``."""
-    out: list[tuple[str, str]] = []
-    for m in _LINE_RE.finditer(text):
-        line = m.group()
-        if line.endswith("\r\n"):
-            out.append((line[:-2], "\r\n"))
-        elif line.endswith(("\n", "\r")):
-            out.append((line[:-1], line[-1]))
-        else:
-            out.append((line, ""))
-    return out
+    """``text`` as ``(content, ending)`` pairs; the last ending may be ``""``.
+
+    The pairs joined give ``text`` back; a text ending with a line break has no empty
+    last line.
+    """
+    # content, ending, content, ..., ending, content: the last content is "" when the
+    # text ends with a line break (or is empty), and is then no line
+    parts = _ENDING_SPLIT.split(text)
+    contents, endings = parts[0::2], parts[1::2]
+    if contents[-1]:
+        endings.append("")
+    else:
+        contents.pop()
+    return list(zip(contents, endings, strict=True))
 
 
 def _dominant_ending(text: str) -> str:
     """The file's most frequent line ending (first seen wins a tie); ``\\n`` if none."""
-    counts = Counter(m.group() for m in _ENDING_RE.finditer(text))
+    counts: Counter[str] = Counter(_ENDING_RE.findall(text))
     if not counts:
         return "\n"
     best = max(counts.values())
@@ -140,13 +145,24 @@ _WS_RUN = re.compile(r" {2,}")
 _MD_SPECIAL = "\\`*_[]()!#|~$"  # each gets a backslash
 _ESCAPE_TABLE = {ord("&"): "&amp;", ord("<"): "&lt;", ord(">"): "&gt;",
                  **{ord(ch): "\\" + ch for ch in _MD_SPECIAL}}
+_ESCAPE_NEEDED = re.compile("[" + "".join(re.escape(chr(cp)) for cp in _ESCAPE_TABLE) + "]")
 ZWSP = "\u200b"
 # Where a zero-width space goes to defeat autolinking (GitHub's www./http(s):// /e-mail
 # autolinks, markdown-it's linkify with fuzzy domains and e-mails, VS Code's preview):
 # after a ':' that starts '//', after a '.' between an alphanumeric and a letter (breaks
 # every domain name, www.x and bare x.com alike), after an '@' before an alphanumeric.
-_LINKIFY_BREAK = re.compile(r"(:(?=//)|(?<=[^\W_])\.(?=[^\W\d_])|@(?=[^\W_]))")
-_LINKIFY_REPL = r"\g<0>" + ZWSP
+# That is ``re.sub(r"(:(?=//)|(?<=[^\W_])\.(?=[^\W\d_])|@(?=[^\W_]))", r"\g<0>" + ZWSP, s)``,
+# done as one pattern per character: each starts with its literal, so the regex engine
+# skips straight to candidates (the combined pattern tries a lookbehind at every position,
+# 5-10x slower), and has a literal replacement (no template expansion per match). Applied
+# one after the other they insert exactly what the combined pattern does, since no rule
+# inserts next to a character another rule looks at (a space goes after ':' only before
+# '/', after '.' only before a letter, after '@' only before a letter or digit).
+_LINKIFY_RULES = (
+    (":", re.compile(r":(?=//)"), ":" + ZWSP),
+    (".", re.compile(r"\.(?<=[^\W_]\.)(?=[^\W\d_])"), "." + ZWSP),
+    ("@", re.compile(r"@(?=[^\W_])"), "@" + ZWSP),
+)
 
 
 # What clean() changes, as a str.translate table: separators to a space, other control
@@ -207,9 +223,14 @@ def escape(value: object, limit: int | None = None, *, label: bool = False) -> s
 def _escape_text(text: str, limit: int | None, label: bool) -> str:
     s = clean(text, limit)
     if not label:
-        s = _LINKIFY_BREAK.sub(_LINKIFY_REPL, s)
+        for char, rule, repl in _LINKIFY_RULES:
+            if char in s:
+                s = rule.sub(repl, s)
     # one pass for both: & < > to entities, a backslash before markdown punctuation
-    return s.translate(_ESCAPE_TABLE)
+    # (str.translate with a mapping is slow per character: most text needs none of it)
+    if _ESCAPE_NEEDED.search(s):
+        s = s.translate(_ESCAPE_TABLE)
+    return s
 
 
 # --- URLs ---------------------------------------------------------------------------------
@@ -268,16 +289,16 @@ def _date(value: datetime | None) -> str | None:
 
 
 def _authors(authors: Sequence[str], shown: int = AUTHORS_SHOWN) -> str:
-    names = [escape(a, NAME_LIMIT) for a in authors[:shown]]
+    names = ", ".join([escape(a, NAME_LIMIT) for a in authors[:shown]])
     if len(authors) > shown:
-        return ", ".join(names) + " et al."
-    return ", ".join(names)
+        return names + " et al."
+    return names
 
 
 def _short_authors(authors: Sequence[str]) -> str:
     if len(authors) >= 3:
         return escape(authors[0], NAME_LIMIT) + " et al."
-    return ", ".join(escape(a, NAME_LIMIT) for a in authors)
+    return ", ".join([escape(a, NAME_LIMIT) for a in authors])
 
 
 def _status_note(status: Status, record: Paper | Repo | None, source: str) -> str:
@@ -414,7 +435,7 @@ def _cell_status(record: Paper | Repo | None, source: str) -> str:
 
 def _row(*cells: str) -> str:
     """A table row; cells must already be escaped (``|`` is, by :func:`escape`)."""
-    return "|" + "|".join(f" {c} " if c else " " for c in cells) + "|"
+    return "|" + "|".join([f" {c} " if c else " " for c in cells]) + "|"
 
 
 def summary_lines(doc: EnrichedDocument) -> list[str]:
@@ -427,23 +448,31 @@ def summary_lines(doc: EnrichedDocument) -> list[str]:
                f"{nr} repositor{'ies' if nr != 1 else 'y'}")
     rows = [caption, "", _row("", "Paper / repository", "Authors / stars", "Licence", "Status"),
             _row(*["---"] * 5)]
+    # _row inlined (one row per record): a cell is " text " or, when empty, " "
+    papers, repos = doc.papers, doc.repos
     for key in paper_keys:
-        paper = doc.papers.get(key)
-        has_data = paper is not None and paper.status in ("ok", "stale")
-        title = paper.title if paper is not None and has_data and paper.title else None
-        url = arxiv_url(key) if paper is None or paper.status != "not_found" else None
-        label = _link(title or f"arXiv:{key}", url, TITLE_LIMIT)
-        who = _short_authors(paper.authors) if paper is not None and has_data else ""
-        rows.append(_row(PAPER_ICON, label, who, "", _cell_status(paper, "arXiv")))
+        paper = papers.get(key)
+        if paper is not None and paper.status in ("ok", "stale"):
+            label = _link(paper.title or f"arXiv:{key}", arxiv_url(key), TITLE_LIMIT)
+            who = _short_authors(paper.authors)
+            status = "ok" if paper.status == "ok" else _status_note("stale", paper, "arXiv")
+        else:
+            url = arxiv_url(key) if paper is None or paper.status != "not_found" else None
+            label = _link(f"arXiv:{key}", url, TITLE_LIMIT)
+            who = ""
+            status = _cell_status(paper, "arXiv")
+        rows.append(f"| {PAPER_ICON} |{f' {label} ' if label else ' '}|"
+                    f"{f' {who} ' if who else ' '}| | {status} |")
     for key in repo_keys:
-        repo = doc.repos.get(key)
-        has_data = repo is not None and repo.status in ("ok", "stale")
+        repo = repos.get(key)
         stars = lic = ""
-        if repo is not None and has_data:
+        if repo is not None and repo.status in ("ok", "stale"):
             stars = f"★ {repo.stars:,}" if repo.stars is not None else ""
             lic = _licence(repo) or ""
-        rows.append(_row(REPO_ICON, _repo_name_link(key, repo), stars, lic,
-                         _cell_status(repo, "GitHub")))
+        name = _repo_name_link(key, repo)
+        rows.append(f"| {REPO_ICON} |{f' {name} ' if name else ' '}|"
+                    f"{f' {stars} ' if stars else ' '}|{f' {lic} ' if lic else ' '}|"
+                    f" {_cell_status(repo, 'GitHub')} |")
     return rows
 
 
@@ -478,19 +507,24 @@ def _line_index(link: Link, text: str, starts: Sequence[int]) -> int | None:
     return None
 
 
-def _items_by_line(text: str, lines: Sequence[tuple[str, str]],
-                   links: Iterable[Link]) -> dict[int, _LineItems]:
-    starts: list[int] = []
-    pos = 0
-    for content, ending in lines:
-        starts.append(pos)
-        pos += len(content) + len(ending)
+def _line_starts(lines: Sequence[tuple[str, str]]) -> list[int]:
+    """The offset in the text of each line's first character."""
+    return list(itertools.accumulate((len(c) + len(e) for c, e in lines[:-1]), initial=0))
+
+
+def _items_by_line(text: str, lines: Sequence[tuple[str, str]], links: Iterable[Link],
+                   starts: Sequence[int] | None = None) -> dict[int, _LineItems]:
+    if starts is None:
+        starts = _line_starts(lines) if lines else []
     by_line: dict[int, _LineItems] = {}
-    ordered = sorted(links, key=lambda lk: (lk.start, lk.end))
+    ordered = sorted(links, key=operator.attrgetter("start", "end"))
     for link in ordered:
         idx = _line_index(link, text, starts)
         if idx is not None:
-            by_line.setdefault(idx, _LineItems()).add(link)
+            items = by_line.get(idx)
+            if items is None:
+                items = by_line[idx] = _LineItems()
+            items.add(link)
     return by_line
 
 
@@ -504,29 +538,38 @@ def render_markdown(text: str, doc: EnrichedDocument, *, summary: bool = True) -
     """
     lines = _split_lines(text)
     dominant = _dominant_ending(text)
-    by_line = _items_by_line(text, lines, doc.links)
+    starts = _line_starts(lines) if lines else []
+    by_line = _items_by_line(text, lines, doc.links, starts)
+    papers, repos = doc.papers, doc.repos
     out: list[str] = []
-    for i, (content, ending) in enumerate(lines):
-        out.append(content + ending)
-        items = by_line.get(i)
-        if items is None:
-            continue
+    done = 0  # the text up to here is in ``out``
+    # The lines are the text's own, so the text between two annotated lines goes out in
+    # one piece; only the annotated lines' blocks are built.
+    for i in sorted(by_line):
+        items = by_line[i]
+        content, ending = lines[i]
+        end = starts[i] + len(content) + len(ending)
+        out.append(text[done:end])
+        done = end
         if not ending:
             ending = dominant
             out.append(ending)
         block = [BLOCK_START]
         for kind, key in items.order:
             if kind == "arxiv":
-                block.append(paper_line(key, doc.papers.get(key), doc,
+                block.append(paper_line(key, papers.get(key), doc,
                                         items.versions.get(key, ())))
             else:
-                block.append(repo_line(key, doc.repos.get(key)))
+                block.append(repo_line(key, repos.get(key)))
         block.append(BLOCK_END)
-        out.extend(line + ending for line in block)
+        out.append(ending.join(block))
+        out.append(ending)
+    out.append(text[done:])
     if summary:
         rows = summary_lines(doc)
         if rows:
             if lines and not lines[-1][1] and (len(lines) - 1) not in by_line:
                 out.append(dominant)
-            out.extend(line + dominant for line in [BLOCK_START, *rows, BLOCK_END])
+            out.append(dominant.join([BLOCK_START, *rows, BLOCK_END]))
+            out.append(dominant)
     return "".join(out)
