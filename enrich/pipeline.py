@@ -376,19 +376,21 @@ class Enricher:
         # Batches are cached as they arrive, while later ones are on the wire (the
         # process mostly waits then); what a batch hook could not take is cached below.
         early = _EarlyWrites(self, cached_p, cred)
-        task_p = asyncio.ensure_future(
-            self._arxiv_fetcher().fetch(fetch_p, on_batch=early.papers)
-            if fetch_p else none_p())
+        # GitHub first: with a token its queries take a little longer than arXiv's, and
+        # its client (httpx, CA certificates) costs more to build than the arxiv package
+        # costs to import, which is done off the event loop while the first query is out.
+        task_r = asyncio.ensure_future(
+            self._github_fetcher().fetch(fetch_r, etags, refresh=self.refresh,
+                                         on_batch=early.repos)
+            if fetch_r else none_r())
         try:
-            if fetch_p and fetch_r:
-                # Let the arXiv worker thread send its first request before the GitHub
-                # client is built (importing httpx, loading CA certificates: ~0.1 s).
-                await asyncio.sleep(0)
-            task_r = (self._github_fetcher().fetch(fetch_r, etags, refresh=self.refresh,
-                                                   on_batch=early.repos)
-                      if fetch_r else none_r())
+            if fetch_p and fetch_r and self._arxiv is None:
+                await asyncio.to_thread(_import_arxiv_fetcher)
+            task_p = asyncio.ensure_future(
+                self._arxiv_fetcher().fetch(fetch_p, on_batch=early.papers)
+                if fetch_p else none_p())
         except BaseException:
-            task_p.cancel()
+            task_r.cancel()
             raise
         got_p, got_r = await asyncio.gather(task_p, task_r)
         early.check()
@@ -476,6 +478,10 @@ class Enricher:
 
 
 _CACHEABLE = frozenset({"ok", "not_found", "unavailable"})
+
+
+def _import_arxiv_fetcher() -> None:
+    from .fetch import arxiv  # noqa: F401
 
 
 class _EarlyWrites:
