@@ -473,6 +473,7 @@ class GithubFetcher:
                     if (ans.status == 200 and n + 1 < len(batches)
                             and self._stop_message is None):
                         ahead = asyncio.ensure_future(self._graphql_send(run, batches[n + 1]))
+                        await asyncio.sleep(0)  # let it reach the wire before the records
                     fallback = self._graphql_records(run, batch, ans)
                     if run.on_batch is not None:
                         made = {k: run.result.records[k] for k, _ in batch
