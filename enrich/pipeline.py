@@ -500,7 +500,7 @@ class _EarlyWrites:
         self._cached_p = cached_p
         self._credential = credential
         self.stamped: dict[tuple[str, str], Record] = {}
-        self._failure: BaseException | None = None
+        self._failure: Exception | None = None
 
     def papers(self, made: dict[str, Paper]) -> None:
         recs = {k: v for k, v in made.items() if v.status in _CACHEABLE
@@ -520,7 +520,7 @@ class _EarlyWrites:
         when = self._enricher._now()
         try:
             put(when)
-        except BaseException as exc:  # raised by check(), in the caller's flow
+        except Exception as exc:  # raised by check(), in the caller's flow
             self._failure = exc
             return
         for k, v in recs.items():
