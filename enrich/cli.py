@@ -240,7 +240,8 @@ def cmd_run(args: argparse.Namespace) -> int:
                                     for _, text, _ in good])
                 enricher = Enricher(cfg, offline=bool(args.offline), refresh=bool(args.refresh),
                                     progress=progress.advance if progress else None)
-                docs, res = run_sync(_enrich_all(enricher, good))
+                # no event loop (nor asyncio) unless a request must be made
+                docs, res = run_sync(_enrich_all(enricher, good), loop_on_demand=True)
             for (path, text, _src), doc in zip(good, docs, strict=True):
                 rep = file_report(str(path), doc, res, offline=bool(args.offline))
                 try:

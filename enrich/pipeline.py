@@ -17,12 +17,12 @@ How a record is served (per id):
 
 from __future__ import annotations
 
-import asyncio
 import bisect
 import hashlib
 import logging
 import math
-from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
+import threading
+from collections.abc import Callable, Coroutine, Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import TracebackType
@@ -47,8 +47,23 @@ from .store import Cached, Store
 from .trends import star_trend
 
 if TYPE_CHECKING:
+    import asyncio
+
     from .fetch.arxiv import ArxivFetcher
     from .fetch.github import GithubFetcher
+else:
+
+    class _Asyncio:
+        """``asyncio``, imported when first used: a CLI run the cache serves entirely
+        runs no event loop (see :func:`run_sync`), and importing asyncio (ssl,
+        subprocess, concurrent.futures...) was ~0.03 s of such a run."""
+
+        def __getattr__(self, name: str) -> Any:
+            import asyncio
+
+            return getattr(asyncio, name)
+
+    asyncio = _Asyncio()
 
 log = logging.getLogger(__name__)
 
@@ -283,13 +298,13 @@ class Enricher:
         known = set(repo_keys)
         page_keys = [k for k in _unique(lk.id for pages in all_pages for lk in pages)
                      if k not in known]
-        res = await self.resolve(arxiv_ids, repo_keys + page_keys)
+        res = await self._resolve_any(arxiv_ids, repo_keys + page_keys)
 
         code_of, papers_of = cross_links(res.papers, res.repos)
         extra_p = [i for i in _unique(papers_of_ids(code_of, papers_of)) if i not in res.papers]
         extra_r = [k for k in _unique(repos_of_ids(code_of, papers_of)) if k not in res.repos]
         if extra_p or extra_r:
-            more = await self.resolve(extra_p, extra_r)
+            more = await self._resolve_any(extra_p, extra_r)
             res.absorb(more)
             code_of, papers_of = cross_links(res.papers, res.repos)
         res.code_of, res.papers_of = code_of, papers_of
@@ -420,15 +435,69 @@ class Enricher:
 
     # -- internals ----------------------------------------------------------------------------
 
+    async def _resolve_any(self, arxiv_ids: Sequence[str], repo_keys: Sequence[str]
+                           ) -> Resolution:
+        """:meth:`resolve`; or, while :func:`run_sync` drives the call without an event
+        loop (``loop_on_demand``), :meth:`_from_cache` when it can serve every id, and
+        otherwise an event loop is started first."""
+        if _driven_without_loop():
+            res = self._from_cache(arxiv_ids, repo_keys)
+            if res is not None:
+                return res
+            await _EventLoopNeeded()
+        return await self.resolve(arxiv_ids, repo_keys)
+
+    def _from_cache(self, arxiv_ids: Sequence[str], repo_keys: Sequence[str]
+                    ) -> Resolution | None:
+        """What :meth:`resolve` returns when it has no request to make (every id fresh in
+        the cache, or ``offline``), without an event loop; None when some id must be
+        fetched, having served nothing.
+
+        The stored times alone tell first (no record read) whether every id is fresh;
+        the records are then served as :meth:`resolve` serves them, by :meth:`_triage`,
+        and should one have changed meanwhile (another process), None.
+        """
+        cfg = self.config
+        now = self._now()
+        store = self.store
+        if not self.offline:
+            if self.refresh:
+                return None
+            not_found_ttl = cfg.cache.not_found_ttl
+            if not (store.all_fresh("papers", arxiv_ids, now, ttl=cfg.cache.arxiv_ttl,
+                                    not_found_ttl=not_found_ttl)
+                    and store.all_fresh("repos", repo_keys, now, ttl=cfg.cache.github_ttl,
+                                        not_found_ttl=not_found_ttl)):
+                return None
+        res = Resolution()
+        cached_p = store.get_papers(arxiv_ids)
+        cached_r = store.get_repos(repo_keys, self.credential)
+        if (self._triage("arxiv", arxiv_ids, cached_p, cfg.cache.arxiv_ttl, now, res)
+                or self._triage("github", repo_keys, cached_r, cfg.cache.github_ttl, now, res)):
+            return None
+        if self._progress is not None:  # the calls resolve() makes
+            self._progress("arxiv", len(arxiv_ids))
+            self._progress("github", len(repo_keys))
+            self._progress("arxiv", 0)
+            self._progress("github", 0)
+        res.requests = {"arxiv": 0, "github": 0}
+        return res
+
     def _triage(self, kind: str, ids: Sequence[str], cached: dict[str, Any], ttl: float,
                 now: datetime, res: Resolution) -> list[str]:
         """Serve what the cache can; return the ids that need a request."""
         to_fetch: list[str] = []
+        not_found_ttl = self.config.cache.not_found_ttl
+        serve_fresh = not self.refresh
+        # what _put does, for the usual case (thousands of fresh records per warm run)
+        served: dict[str, Any] = res.papers if kind == "arxiv" else res.repos
+        origin = res.origin
         for i in ids:
             c = cached.get(i)
-            fresh = c is not None and c.is_fresh(ttl, self.config.cache.not_found_ttl, now)
-            if c is not None and fresh and not self.refresh:
-                _put(res, kind, i, c.record, "cache")
+            fresh = c is not None and c.is_fresh(ttl, not_found_ttl, now)
+            if c is not None and fresh and serve_fresh:
+                served[i] = c.record
+                origin[(kind, i)] = "cache"
             elif self.offline:
                 if c is not None:
                     rec = c.record if fresh else _as_stale(c.record)
@@ -595,10 +664,13 @@ def build_document(links: list[Link], res: Resolution, *, source: SourceInfo | N
             if pid not in named_p:
                 linked_p.setdefault(pid, []).append(key)
 
+    code_of, papers_of, histories = res.code_of, res.papers_of, res.histories
+    placed, messages = res.placed, res.messages
     for kind, named, linked, pool, target in (
         ("arxiv", named_p, linked_p, res.papers, papers),
         ("github", named_r, linked_r, res.repos, repos),
     ):
+        is_paper = kind == "arxiv"
         for key in [*named, *linked]:
             rec: Any = pool.get(key)
             if rec is None:
@@ -606,27 +678,34 @@ def build_document(links: list[Link], res: Resolution, *, source: SourceInfo | N
             update: dict[str, Any] = {}
             if key in linked:
                 update["linked_from"] = linked[key]
-            if kind == "arxiv":
-                update["code"] = res.code_of.get(key, [])
+            if is_paper:
+                update["code"] = code_of.get(key, [])
             else:
-                update["papers"] = res.papers_of.get(key, [])
-                hist = res.histories.get(key)
+                update["papers"] = papers_of.get(key, [])
+                hist = histories.get(key)
                 # one observation gives no change to report (and no sparkline, which
                 # needs three): the trend of every repository on its first day
                 if hist and len(hist) >= 2 and rec.status in ("ok", "stale"):
                     trend = star_trend(hist, hist[-1][0])
                     if trend.since_previous is not None or trend.week is not None:
                         update["trend"] = trend
-            if ((kind, key) not in res.placed and update.keys() <= rec.model_fields_set
-                    and all(getattr(rec, name) == value for name, value in update.items())):
+            ident = (kind, key)
+            unchanged = ident not in placed
+            if unchanged:
+                fields_set = rec.model_fields_set
+                for name, value in update.items():
+                    if name not in fields_set or getattr(rec, name) != value:
+                        unchanged = False
+                        break
+            if unchanged:
                 # Nothing to change (the usual case: the cache's record): no copy (4000
                 # copies were ~0.02 s of a warm run). A later document naming it gets
                 # its own copy, so no two documents share a record.
-                res.placed.add((kind, key))
+                placed.add(ident)
                 target[key] = rec
             else:
                 target[key] = rec.model_copy(update=update)
-            msg = res.messages.get((kind, key))
+            msg = messages.get(ident)
             if msg is not None:
                 errors.append(ErrorEntry(kind="arxiv" if kind == "arxiv" else "github",
                                          id=key, message=msg))
@@ -648,20 +727,26 @@ def file_report(path: str, doc: EnrichedDocument, res: Resolution, *, offline: b
     """Counts for the summary line, and the exit code this file earns (0 or 1)."""
     rep = FileReport(path=path)
     bad = False
+    origins = res.origin
+    failing = ("missing", "error") if offline else ("missing", "error", "stale")
     for kind, records, counts in (("arxiv", doc.papers, rep.papers),
                                   ("github", doc.repos, rep.repos)):
-        counts_ = counts
-        assert isinstance(counts_, SourceCounts)
+        assert isinstance(counts, SourceCounts)
+        # counted in local ints, set once: a pydantic attribute set per record per
+        # figure was ~0.01 s of a warm run of 4000 records
+        failed = fetched = 0
         for key, rec in records.items():
-            counts_.found += 1
-            origin = res.origin.get((kind, key), "cache")
-            if rec.status in ("missing", "error") or (rec.status == "stale" and not offline):
-                counts_.failed += 1
-                bad = True
-            elif origin == "fetched":
-                counts_.fetched += 1
-            else:
-                counts_.from_cache += 1
+            if rec.status in failing:
+                failed += 1
+            elif origins.get((kind, key), "cache") == "fetched":
+                fetched += 1
+        # only the figures that are not 0 are set, as the increments did
+        for name, value in (("found", len(records)), ("failed", failed),
+                            ("fetched", fetched),
+                            ("from_cache", len(records) - failed - fetched)):
+            if value:
+                setattr(counts, name, value)
+        bad = bad or failed > 0
     rep.exit_code = 1 if bad else 0
     return rep
 
@@ -688,18 +773,74 @@ def enrich_text(text: str, config: Config | None = None, *, offline: bool = Fals
         return pool.submit(run_sync, go()).result()
 
 
-def run_sync(coro: Coroutine[Any, Any, _T]) -> _T:
+def run_sync(coro: Coroutine[Any, Any, _T], *, loop_on_demand: bool = False) -> _T:
     """``asyncio.run(coro)``, without asyncio ever formatting the result.
 
     On its way out ``asyncio.run`` restores the SIGINT handler, and
     ``signal.signal`` then builds (and throws away) an error message holding the
     repr of the main task, result included: for a document of 4000 records that
     repr alone took 0.3 s. The main task here returns None.
+
+    ``loop_on_demand`` is for a coroutine of this module that awaits nothing but
+    :class:`Enricher` methods: it is run without an event loop until it needs one (a
+    request to make), and only then in ``asyncio.run``. A run the cache serves entirely
+    never imports asyncio (~0.03 s).
     """
     box: list[_T] = []
 
     async def main() -> None:
         box.append(await coro)
 
-    asyncio.run(main())
+    if not loop_on_demand:
+        asyncio.run(main())
+        return box[0]
+    step = main()
+    outer = _DRIVER.without_loop
+    _DRIVER.without_loop = True
+    try:
+        signal = step.send(None)
+    except StopIteration:
+        return box[0]  # done, with no event loop
+    finally:
+        _DRIVER.without_loop = outer
+    if signal is not _EventLoopNeeded.SIGNAL:
+        step.close()
+        raise RuntimeError("run_sync(loop_on_demand=True): the coroutine awaited "
+                           f"{signal!r} outside an event loop")
+    try:
+        asyncio.run(_resumed(step))  # it goes on from where it asked for the loop
+    finally:
+        step.close()  # a no-op once it has run to its end; else it unwinds here
     return box[0]
+
+
+class _Driver(threading.local):
+    without_loop = False
+    """True while :func:`run_sync` runs a coroutine by hand, in this thread."""
+
+
+_DRIVER = _Driver()
+
+
+def _driven_without_loop() -> bool:
+    return _DRIVER.without_loop
+
+
+class _EventLoopNeeded:
+    """Awaited (by hand, see :func:`run_sync`) to hand the coroutine to an event loop."""
+
+    SIGNAL = object()
+
+    def __await__(self) -> Generator[Any, None, None]:
+        if _DRIVER.without_loop:
+            yield self.SIGNAL
+
+
+async def _resumed(step: Coroutine[Any, Any, None]) -> None:
+    """Go on with a coroutine that :func:`run_sync` started by hand, in the event loop."""
+
+    class _Rest:
+        def __await__(self) -> Generator[Any, None, None]:
+            return (yield from step.__await__())
+
+    await _Rest()

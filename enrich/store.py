@@ -61,7 +61,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import ValidationError
 
@@ -104,6 +104,7 @@ _WAL_SIZE_LIMIT = 16 * 1024 * 1024
 _ARXIV_PREFIX = re.compile(r"^(?:arxiv:\s*)", re.IGNORECASE)
 _ARXIV_VERSION = re.compile(r"v\d+$")
 _ARXIV_OLD = re.compile(r"^([A-Za-z-]+)(?:\.[A-Za-z-]+)?/(\d{7})$")
+_ARXIV_NEW_CANONICAL = re.compile(r"\d{4}\.\d{4,5}")
 
 
 def paper_key(raw: str) -> str:
@@ -111,6 +112,8 @@ def paper_key(raw: str) -> str:
 
     ``arXiv:2305.09781v2`` -> ``2305.09781``; ``math.GT/0309136`` -> ``math/0309136``.
     """
+    if _ARXIV_NEW_CANONICAL.fullmatch(raw):  # already canonical (the usual case): as is
+        return raw
     key = _ARXIV_PREFIX.sub("", raw.strip())
     key = _ARXIV_VERSION.sub("", key)
     m = _ARXIV_OLD.match(key)
@@ -175,7 +178,9 @@ class Cached(Generic[R]):
         in the future (clock skew) counts as fresh.
         """
         limit = not_found_ttl if self.record.status == "not_found" else ttl
-        age = (_require_aware(now) - self.fetched_at).total_seconds()
+        if now.tzinfo is not UTC:  # UTC already (the pipeline's clock): nothing to convert
+            now = _require_aware(now)
+        age = (now - self.fetched_at).total_seconds()
         return age < limit
 
 
@@ -502,16 +507,11 @@ class Store:
             return {}
         with self._read() as conn:
             rows = conn.execute(
-                "SELECT id, fetched_at, data FROM papers "
+                "SELECT id, fetched_at, data, NULL FROM papers "
                 "WHERE id IN (SELECT value FROM json_each(?))",
                 (json.dumps(keys),),
             ).fetchall()
-        out: dict[str, Cached[Paper]] = {}
-        for key, fetched_at, data in rows:
-            cached = self._load(Paper, key, fetched_at, data, None)
-            if cached is not None:
-                out[key] = cached
-        return out
+        return self._load(Paper, rows)
 
     def get_repos(self, keys: Iterable[str], credential: str) -> dict[str, Cached[Repo]]:
         """Cached repositories by lower-case key, each with the ETag issued to ``credential``."""
@@ -525,26 +525,52 @@ class Store:
                 "WHERE r.key IN (SELECT value FROM json_each(?))",
                 (credential, json.dumps(wanted)),
             ).fetchall()
-        out: dict[str, Cached[Repo]] = {}
-        for key, fetched_at, data, etag in rows:
-            cached = self._load(Repo, key, fetched_at, data, etag)
-            if cached is not None:
-                out[key] = cached
-        return out
+        return self._load(Repo, rows)
 
-    def _load(
-        self, model: type[R], key: str, fetched_at: str, data: str, etag: str | None
-    ) -> Cached[R] | None:
-        """Rebuild a record; an unreadable row is logged and treated as absent (refetched)."""
-        try:
-            when = _parse(fetched_at)
-            record = model.model_validate_json(data)
-        except (ValidationError, ValueError) as exc:
-            logger.warning("cache %s: ignoring unreadable %s record %r: %s",
-                           self.path, model.__name__.lower(), key, exc)
-            return None
-        record.fetched_at = when
-        return Cached(record=record, fetched_at=when, etag=etag)
+    def all_fresh(self, table: Literal["papers", "repos"], keys: Iterable[str], now: datetime,
+                  *, ttl: float, not_found_ttl: float) -> bool:
+        """Whether every key (normalised) is cached and younger than its TTL, as
+        :meth:`Cached.is_fresh` tells, from the stored times alone (no record is read):
+        whether a run could be served from the cache. The stored times have whole
+        microseconds: an age within a microsecond of the TTL may be judged either way.
+        """
+        normalise = paper_key if table == "papers" else repo_key
+        wanted = sorted({normalise(k) for k in keys})
+        if not wanted:
+            return True
+        column = "id" if table == "papers" else "key"
+        with self._read() as conn:
+            fresh = conn.execute(
+                f"SELECT count(*) FROM json_each(?) AS w JOIN {table} AS t "
+                f"ON t.{column} = w.value WHERE t.fetched_at > "
+                "(CASE WHEN t.status = 'not_found' THEN ? ELSE ? END)",
+                (json.dumps(wanted), _ago(now, not_found_ttl), _ago(now, ttl)),
+            ).fetchone()[0]
+        return int(fresh) == len(wanted)
+
+    def _load(self, model: type[R], rows: Iterable[tuple[str, str, str, str | None]]
+              ) -> dict[str, Cached[R]]:
+        """Rebuild records from ``(key, fetched_at, data, etag)`` rows, by key; an
+        unreadable row is logged and left out (treated as absent: refetched)."""
+        out: dict[str, Cached[R]] = {}
+        validate = model.__pydantic_validator__.validate_json
+        times: dict[str, datetime] = {}  # one put stamps all its records alike
+        for key, fetched_at, data, etag in rows:
+            try:
+                when = times.get(fetched_at)
+                if when is None:
+                    when = times[fetched_at] = _parse(fetched_at)
+                record: R = validate(data)
+            except (ValidationError, ValueError) as exc:
+                logger.warning("cache %s: ignoring unreadable %s record %r: %s",
+                               self.path, model.__name__.lower(), key, exc)
+                continue
+            # what ``record.fetched_at = when`` does (the models validate no assignment),
+            # without pydantic's __setattr__: thousands of records per warm run
+            record.__dict__["fetched_at"] = when
+            record.__pydantic_fields_set__.add("fetched_at")
+            out[key] = Cached(record, when, etag)
+        return out
 
     def star_history(self, key: str) -> list[tuple[datetime, int]]:
         """Star observations of one repository, oldest first."""

@@ -258,16 +258,19 @@ def github_url(name: str) -> str | None:
     return "https://github.com/" + name
 
 
-def _link(text: object, url: str | None, limit: int = NAME_LIMIT) -> str:
+def _link(text: str, url: str | None, limit: int = NAME_LIMIT) -> str:
     """``[text](url)`` with ``text`` escaped as a label; escaped plain text without a URL."""
+    # _escape_text is escape() for a str, without the wrapper's call (tens of thousands
+    # of calls per document); likewise below wherever the text is a record's str field
     if url is None:
-        return escape(text, limit)
-    return f"[{escape(text, limit, label=True)}]({url})"
+        return _escape_text(text, limit, False)
+    return f"[{_escape_text(text, limit, True)}]({url})"
 
 
 _CATEGORY = re.compile(r"[a-z]+(?:-[a-z]+)?(?:\.[A-Za-z]+(?:-[A-Za-z]+)?)?")
 
 
+@functools.lru_cache(maxsize=1024)  # a document has a few dozen distinct categories
 def _category(value: str) -> str:
     """An arXiv category (``cs.CL``) as a code span: ``.CL`` is a country domain, and a
     code span is never linkified, so no zero-width space is needed. Anything that is
@@ -289,7 +292,7 @@ def _date(value: datetime | None) -> str | None:
 
 
 def _authors(authors: Sequence[str], shown: int = AUTHORS_SHOWN) -> str:
-    names = ", ".join([escape(a, NAME_LIMIT) for a in authors[:shown]])
+    names = ", ".join([_escape_text(a, NAME_LIMIT, False) for a in authors[:shown]])
     if len(authors) > shown:
         return names + " et al."
     return names
@@ -297,8 +300,8 @@ def _authors(authors: Sequence[str], shown: int = AUTHORS_SHOWN) -> str:
 
 def _short_authors(authors: Sequence[str]) -> str:
     if len(authors) >= 3:
-        return escape(authors[0], NAME_LIMIT) + " et al."
-    return ", ".join([escape(a, NAME_LIMIT) for a in authors])
+        return _escape_text(authors[0], NAME_LIMIT, False) + " et al."
+    return ", ".join([_escape_text(a, NAME_LIMIT, False) for a in authors])
 
 
 def _status_note(status: Status, record: Paper | Repo | None, source: str) -> str:
@@ -326,9 +329,9 @@ def _licence(repo: Repo) -> str | None:
     if lic is None:
         return None
     if lic.spdx_id and lic.spdx_id != "NOASSERTION":
-        return escape(lic.spdx_id, NAME_LIMIT)
+        return _escape_text(lic.spdx_id, NAME_LIMIT, False)
     if lic.name:
-        return escape(lic.name, NAME_LIMIT)
+        return _escape_text(lic.name, NAME_LIMIT, False)
     return None
 
 
@@ -380,12 +383,16 @@ def paper_line(arxiv_id: str, paper: Paper | None, doc: EnrichedDocument,
 def _repo_name_link(key: str, repo: Repo | None, *, link: bool | None = None) -> str:
     """The repository's display name (``full_name`` when it is a valid one, else the
     key), linked unless the repository does not exist."""
-    name = key
-    if repo is not None and repo.full_name and github_url(repo.full_name):
-        name = repo.full_name
+    name, url = key, None
+    if repo is not None and repo.full_name:
+        url = github_url(repo.full_name)
+        if url is not None:
+            name = repo.full_name
     if link is None:
         link = repo is None or repo.status != "not_found"
-    return _link(name, github_url(name) if link else None)
+    if not link:
+        return _link(name, None)
+    return _link(name, url if url is not None else github_url(name))
 
 
 def repo_line(key: str, repo: Repo | None) -> str:
@@ -400,7 +407,7 @@ def repo_line(key: str, repo: Repo | None) -> str:
     if (lic := _licence(repo)) is not None:
         parts.append(lic)
     if repo.description:
-        parts.append(escape(repo.description, DESCRIPTION_LIMIT))
+        parts.append(_escape_text(repo.description, DESCRIPTION_LIMIT, False))
     if repo.archived:
         parts.append("archived")
     if repo.renamed_from:
@@ -518,8 +525,13 @@ def _items_by_line(text: str, lines: Sequence[tuple[str, str]], links: Iterable[
         starts = _line_starts(lines) if lines else []
     by_line: dict[int, _LineItems] = {}
     ordered = sorted(links, key=operator.attrgetter("start", "end"))
+    n, bisect_right = len(text), bisect.bisect_right
     for link in ordered:
-        idx = _line_index(link, text, starts)
+        start = link.start
+        if 0 <= start < n and text[start:link.end] == link.text:  # _line_index, inlined
+            idx: int | None = bisect_right(starts, start) - 1
+        else:
+            idx = _line_index(link, text, starts)
         if idx is not None:
             items = by_line.get(idx)
             if items is None:
