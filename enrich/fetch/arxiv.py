@@ -158,6 +158,19 @@ class _Gate:
             self._lock.release()
 
 
+def _halve_or_fail(ids: list[str], queue: list[list[str]], run: _Run, failure: str,
+                   why: str | None) -> None:
+    """A batch that cannot be answered as a whole: ask for its halves instead (first in
+    ``queue``), or, for a single id, record ``failure`` for it."""
+    if len(ids) == 1:
+        run.failed[ids[0]] = failure
+        return
+    mid = len(ids) // 2
+    if why is not None:
+        log.info("%s; splitting the batch of %d", why, len(ids))
+    queue[:0] = [ids[:mid], ids[mid:]]
+
+
 class _Turn:
     """A lane's hold on the baton (see ``ArxivFetcher._run_batches``), released once."""
 
@@ -664,12 +677,8 @@ class ArxivFetcher:
                     # A well-formed feed the arxiv package cannot read (a date that is not
                     # one, say): the same answer every time, so halve the batch until the
                     # id behind it stands alone, instead of failing 99 good ids with it.
-                    if len(ids) == 1:
-                        run.failed[ids[0]] = self._message(reply, attempt + 1)
-                        break
-                    mid = len(ids) // 2
-                    log.info("arXiv: %s; splitting the batch of %d", reply.message, len(ids))
-                    queue[:0] = [ids[:mid], ids[mid:]]
+                    _halve_or_fail(ids, queue, run, self._message(reply, attempt + 1),
+                                   f"arXiv: {reply.message}")
                     break
                 if reply.kind == "bad_id":
                     if reply.bad_id in ids:
@@ -677,19 +686,11 @@ class ArxivFetcher:
                         ids = [i for i in ids if i != reply.bad_id]
                         attempt, confirmed_empty = 0, False
                         continue
-                    if len(ids) == 1:
-                        run.failed[ids[0]] = f"arXiv says: {reply.message}"
-                        break
-                    mid = len(ids) // 2
-                    queue[:0] = [ids[:mid], ids[mid:]]
+                    _halve_or_fail(ids, queue, run, f"arXiv says: {reply.message}", None)
                     break
                 if reply.kind == "too_long":
-                    if len(ids) == 1:
-                        run.failed[ids[0]] = self._message(reply, attempt + 1)
-                        break
-                    mid = len(ids) // 2
-                    log.info("arXiv answered 414 for %d ids; splitting the batch", len(ids))
-                    queue[:0] = [ids[:mid], ids[mid:]]
+                    _halve_or_fail(ids, queue, run, self._message(reply, attempt + 1),
+                                   "arXiv answered 414")
                     break
                 if reply.kind == "final":
                     msg = self._message(reply, attempt + 1)
