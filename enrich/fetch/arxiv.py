@@ -70,6 +70,7 @@ import arxiv
 import requests
 import requests.adapters
 from urllib3 import PoolManager
+from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from .._version import USER_AGENT
@@ -80,6 +81,7 @@ from .policy import backoff, is_transient, quote_untrusted, retry_after_seconds
 
 if TYPE_CHECKING:
     from urllib3._base_connection import BaseHTTPConnection
+    from urllib3.response import HTTPResponse
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +94,10 @@ _ERROR_SUMMARY = re.compile(rb"<summary[^>]*>(.*?)</summary>", re.S)
 _ID_FORMAT = "incorrect_id_format_for_"
 #: Redirect hops followed for one request (same host only) before giving up.
 MAX_REDIRECTS = 3
+#: Longest a lane that passed the baton on waits for the other lane to send (see
+#: ``ArxivFetcher._run_batches``): it is usually a few milliseconds, unless the other
+#: lane waits for ``arxiv.min_interval``, and the reply is parsed after that wait.
+_HANDOVER_WAIT = 0.1
 
 
 class _Stopped(Exception):
@@ -263,7 +269,29 @@ def _watch(conn: BaseHTTPConnection) -> None:
         dog.watch(conn)
 
 
+def _sent() -> None:
+    """The request is on the wire: call this thread's ``sent`` hook, once."""
+    hook: Callable[[], None] | None = getattr(_WATCH, "sent", None)
+    if hook is not None:
+        _WATCH.sent = None
+        hook()
+
+
+class _SignallingHTTPConnection(HTTPConnection):
+    def getresponse(self) -> HTTPResponse:  # type: ignore[override]
+        _sent()
+        return super().getresponse()
+
+
+class _SignallingHTTPSConnection(HTTPSConnection):
+    def getresponse(self) -> HTTPResponse:  # type: ignore[override]
+        _sent()
+        return super().getresponse()
+
+
 class _WatchedHTTPPool(HTTPConnectionPool):
+    ConnectionCls = _SignallingHTTPConnection
+
     def _get_conn(self, timeout: float | None = None) -> BaseHTTPConnection:
         conn = super()._get_conn(timeout)
         _watch(conn)
@@ -271,6 +299,8 @@ class _WatchedHTTPPool(HTTPConnectionPool):
 
 
 class _WatchedHTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _SignallingHTTPSConnection
+
     def _get_conn(self, timeout: float | None = None) -> BaseHTTPConnection:
         conn = super()._get_conn(timeout)
         _watch(conn)
@@ -334,6 +364,12 @@ class _ArxivSession(requests.Session):
         """Call ``hook`` (in this thread) once a 200 with a readable feed has arrived,
         before the package parses it."""
         self._local.hook = hook
+
+    @staticmethod
+    def on_sent(hook: Callable[[], None] | None) -> None:
+        """Call ``hook`` (in this thread) once the next request has been sent, while its
+        reply is awaited."""
+        _WATCH.sent = hook
 
     def request(self, method: str | bytes, url: str | bytes,
                 *args: Any, **kwargs: Any) -> requests.Response:
@@ -601,9 +637,15 @@ class ArxivFetcher:
         if self._lane_client is None:
             self._lane_client = self._make_client()
         pending = iter(batches)
-        take = threading.Lock()
+        take = threading.Lock()  # guards pending, handovers and lanes
         baton = threading.Lock()
         errors: list[BaseException] = []
+        # A lane that passes the baton on waits, before it parses, until the other lane
+        # has sent its request (or has none to send): otherwise the parsing holds the
+        # GIL while the other lane prepares and sends, and each of its steps waits for
+        # a switch of the GIL (5 ms) before it can go on.
+        handovers: list[threading.Event] = []
+        lanes = [2]
 
         def lane(client: arxiv.Client) -> None:
             try:
@@ -611,16 +653,38 @@ class ArxivFetcher:
                     turn = _Turn(baton, stop)
                     with take:
                         batch = next(pending, None)
+                        handed = handovers.pop() if handovers else None
+                        if batch is None:
+                            lanes[0] -= 1
                     if batch is None:
                         turn.release()
+                        if handed is not None:
+                            handed.set()
                         return
-                    self.session.on_good_reply(turn.release)
+
+                    def hand_over(turn: _Turn = turn) -> None:
+                        sent = threading.Event()
+                        with take:
+                            waits = lanes[0] > 1
+                            if waits:
+                                handovers.append(sent)
+                        turn.release()
+                        if waits:
+                            sent.wait(_HANDOVER_WAIT)
+
+                    self.session.on_good_reply(hand_over)
+                    self.session.on_sent(None if handed is None else handed.set)
                     try:
                         self._settle(batch, run, stop, client)
                     finally:
                         self.session.on_good_reply(None)
+                        self.session.on_sent(None)
                         turn.release()
+                        if handed is not None:
+                            handed.set()
             except BaseException as exc:  # re-raised in the calling thread
+                with take:
+                    lanes[0] -= 1
                 errors.append(exc)
 
         other = threading.Thread(target=lane, args=(self._lane_client,),
