@@ -136,3 +136,37 @@ def test_a_file_of_very_long_lines_finds_its_links(
     assert code == 0, err
     md = (tmp_path / "long.enriched.md").read_text(encoding="utf-8")
     assert strip_blocks(md) == path.read_text(encoding="utf-8")
+
+
+def test_the_process_ends_with_everything_printed_and_the_commands_status(
+    setup: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """The command ends its own process (``os._exit``, see ``cli._end_process``): all it
+    printed must arrive, through a real pipe, and the status must be the command's."""
+    _, cfg = setup
+    many = tmp_path / "many.txt"
+    many.write_text(
+        "".join(f"读 arXiv:2301.{i:05d} 和 github.com/o{i}/r{i}\n" for i in range(3000)),
+        encoding="utf-8",
+    )
+    # the table is printed a line at a time: its last lines sit in the stream's buffer
+    buffered = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    done = subprocess.run(
+        [sys.executable, "-m", "enrich", "extract", "--file", str(many)],
+        capture_output=True,
+        timeout=60,
+        env=buffered,
+    )
+    assert done.returncode == 0, done.stderr.decode()
+    lines = done.stdout.decode("utf-8").splitlines()
+    assert len(done.stdout) > 1 << 18  # more than a pipe holds
+    assert len(lines) == 1 + 6000 + 1 and "o2999/r2999" in lines[-2]
+    assert lines[-1] == "6000 links: 3000 arXiv papers, 3000 GitHub repositories"
+    missing = tmp_path / "absent.txt"
+    done = subprocess.run(
+        [sys.executable, "-m", "enrich", "run", "--file", str(missing), "--config", str(cfg)],
+        capture_output=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert b"absent.txt" in done.stderr and b"Traceback" not in done.stderr
