@@ -48,6 +48,8 @@ from .trends import star_trend
 
 if TYPE_CHECKING:
     import asyncio
+    import concurrent.futures
+    import ssl
 
     from .fetch.arxiv import ArxivFetcher
     from .fetch.github import GithubFetcher
@@ -68,6 +70,7 @@ else:
 log = logging.getLogger(__name__)
 
 _T = TypeVar("_T")
+_R = TypeVar("_R", bound=Record)
 Origin = Literal["cache", "fetched", "failed"]
 ProgressHook = Callable[[str, int], None]
 """Called as ``hook(source, n)``: ``n`` more ids of ``source`` ("arxiv"/"github") are done."""
@@ -108,7 +111,8 @@ class Resolution:
     papers_of: dict[str, list[str]] = field(default_factory=dict)
     histories: dict[str, list[tuple[datetime, int]]] = field(default_factory=dict)
     placed: set[tuple[str, str]] = field(default_factory=set)
-    """Records :func:`build_document` gave a document as they are: later ones get copies."""
+    """Records :func:`build_document` has given a document (its own, updated in place):
+    later documents get copies."""
 
     def absorb(self, other: Resolution) -> None:
         """Add a later round's records (the ids do not overlap)."""
@@ -209,6 +213,7 @@ class Enricher:
         self._store: Store | None = None
         self._arxiv: ArxivFetcher | None = None
         self._github: GithubFetcher | None = None
+        self._setup: dict[str, concurrent.futures.Future[Any]] = {}
         self.requests: dict[str, int] = {"arxiv": 0, "github": 0}
 
     # -- lifetime ----------------------------------------------------------------------
@@ -254,11 +259,25 @@ class Enricher:
             self._arxiv = ArxivFetcher(self.config)
         return self._arxiv
 
-    def _github_fetcher(self) -> GithubFetcher:
-        if self._github is None:
-            from .fetch.github import GithubFetcher
+    def _prepare_fetchers(self) -> None:
+        """Start setting up both fetchers on worker threads, once a request is sure to
+        come: importing the arxiv package (with requests and lxml), and importing httpx
+        and building its TLS context. OpenSSL reads the CA bundle without holding the
+        GIL, so the second core does that while the imports and the cache reads run."""
+        if self._arxiv is None and "arxiv" not in self._setup:
+            self._setup["arxiv"] = _in_thread(_import_arxiv_fetcher)
+        if self._github is None and "tls" not in self._setup:
+            self._setup["tls"] = _in_thread(_tls_context)
 
-            self._github = GithubFetcher(self.config)
+    async def _github_ready(self) -> GithubFetcher:
+        """The GitHub fetcher, built with the TLS context :meth:`_prepare_fetchers` started."""
+        if self._github is None:
+            self._prepare_fetchers()
+            tls = await asyncio.wrap_future(self._setup["tls"])
+            if self._github is None:  # another task may have built it meanwhile
+                from .fetch.github import GithubFetcher
+
+                self._github = GithubFetcher(self.config, tls=tls)
         return self._github
 
     @property
@@ -391,16 +410,16 @@ class Enricher:
         # Batches are cached as they arrive, while later ones are on the wire (the
         # process mostly waits then); what a batch hook could not take is cached below.
         early = _EarlyWrites(self, cached_p, cred)
-        # GitHub first: with a token its queries take a little longer than arXiv's, and
-        # its client (httpx, CA certificates) costs more to build than the arxiv package
-        # costs to import, which is done off the event loop while the first query is out.
+        if fetch_p or fetch_r:
+            self._prepare_fetchers()
+        # GitHub first: with a token its queries take a little longer than arXiv's.
         task_r = asyncio.ensure_future(
-            self._github_fetcher().fetch(fetch_r, etags, refresh=self.refresh,
-                                         on_batch=early.repos)
+            (await self._github_ready()).fetch(fetch_r, etags, refresh=self.refresh,
+                                               on_batch=early.repos)
             if fetch_r else none_r())
         try:
-            if fetch_p and fetch_r and self._arxiv is None:
-                await asyncio.to_thread(_import_arxiv_fetcher)
+            if fetch_p and self._arxiv is None:
+                await asyncio.wrap_future(self._setup["arxiv"])
             task_p = asyncio.ensure_future(
                 self._arxiv_fetcher().fetch(fetch_p, on_batch=early.papers)
                 if fetch_p else none_p())
@@ -444,6 +463,8 @@ class Enricher:
             res = self._from_cache(arxiv_ids, repo_keys)
             if res is not None:
                 return res
+            if not self.offline:
+                self._prepare_fetchers()  # while asyncio is imported and started
             await _EventLoopNeeded()
         return await self.resolve(arxiv_ids, repo_keys)
 
@@ -513,17 +534,16 @@ class Enricher:
 
     def _merge(self, kind: str, asked: Sequence[str], got: FetchResult[Any],
                cached: dict[str, Cached[Any]], res: Resolution, now: datetime,
-               stamped: dict[tuple[str, str], Record]) -> None:
+               stamped: set[tuple[str, str]]) -> None:
         for i in asked:
             c = cached.get(i)
             if i in got.records:
                 rec = got.records[i]
                 if rec.status in _CACHEABLE:
                     # the time the cache records, so a later read serves the same record
-                    kept = stamped.get((kind, i))
-                    if kept is None:
-                        kept = rec.model_copy(update={"fetched_at": now})
-                    _put(res, kind, i, kept, "fetched")
+                    if (kind, i) not in stamped:
+                        _stamp(rec, now)
+                    _put(res, kind, i, rec, "fetched")
                     continue
                 msg = f"{rec.status}"
             elif i in got.not_modified and c is not None:
@@ -549,16 +569,46 @@ class Enricher:
 _CACHEABLE = frozenset({"ok", "not_found", "unavailable"})
 
 
+def _stamp(rec: _R, when: datetime) -> _R:
+    """Give a record just fetched the time the cache records for it, so that a later
+    read serves the same record. In place: the fetcher's records are this run's own
+    (a copy of each cost ~17 µs, 0.07 s for 4000 records)."""
+    rec.fetched_at = when
+    return rec
+
+
 def _import_arxiv_fetcher() -> None:
     from .fetch import arxiv  # noqa: F401
+
+
+def _tls_context() -> ssl.SSLContext:
+    from .fetch.github import tls_context
+
+    return tls_context()
+
+
+def _in_thread(fn: Callable[[], _T]) -> concurrent.futures.Future[_T]:
+    """``fn()`` on a new daemon thread (no event loop needed to start it)."""
+    import concurrent.futures
+
+    done: concurrent.futures.Future[_T] = concurrent.futures.Future()
+
+    def run() -> None:
+        try:
+            done.set_result(fn())
+        except BaseException as exc:  # handed to whoever awaits it
+            done.set_exception(exc)
+
+    threading.Thread(target=run, name=f"enrich-setup-{fn.__name__}", daemon=True).start()
+    return done
 
 
 class _EarlyWrites:
     """The batch hooks of one :meth:`Enricher.resolve`: cache each batch's definitive
     records as soon as they arrive, stamped with the time they were cached.
 
-    ``stamped`` holds what was cached, as the document must show it (``fetched_at`` the
-    cache's stamp, so that a later run serves the same record). A failure to write (the
+    ``stamped`` holds the ids cached; their records now carry the cache's stamp as
+    ``fetched_at``, so that a later run serves the same records. A failure to write (the
     cache locked, read-only, the disk full) stops the early writes and is raised by
     :meth:`check` once fetching is over, as a failure of the final write would be.
     """
@@ -568,7 +618,7 @@ class _EarlyWrites:
         self._enricher = enricher
         self._cached_p = cached_p
         self._credential = credential
-        self.stamped: dict[tuple[str, str], Record] = {}
+        self.stamped: set[tuple[str, str]] = set()
         self._failure: Exception | None = None
 
     def papers(self, made: dict[str, Paper]) -> None:
@@ -593,7 +643,8 @@ class _EarlyWrites:
             self._failure = exc
             return
         for k, v in recs.items():
-            self.stamped[(kind, k)] = v.model_copy(update={"fetched_at": when})
+            _stamp(v, when)
+            self.stamped.add((kind, k))
 
     def check(self) -> None:
         if self._failure is not None:
@@ -690,18 +741,15 @@ def build_document(links: list[Link], res: Resolution, *, source: SourceInfo | N
                     if trend.since_previous is not None or trend.week is not None:
                         update["trend"] = trend
             ident = (kind, key)
-            unchanged = ident not in placed
-            if unchanged:
-                fields_set = rec.model_fields_set
-                for name, value in update.items():
-                    if name not in fields_set or getattr(rec, name) != value:
-                        unchanged = False
-                        break
-            if unchanged:
-                # Nothing to change (the usual case: the cache's record): no copy (4000
-                # copies were ~0.02 s of a warm run). A later document naming it gets
-                # its own copy, so no two documents share a record.
+            if ident not in placed:
+                # The first document naming a record takes the resolution's own record,
+                # updated in place: no copy (4000 copies were ~0.07 s of a cold run). A
+                # later document naming it gets its own copy, so no two documents share
+                # a record.
                 placed.add(ident)
+                for name, value in update.items():
+                    if name not in rec.__pydantic_fields_set__ or getattr(rec, name) != value:
+                        setattr(rec, name, value)
                 target[key] = rec
             else:
                 target[key] = rec.model_copy(update=update)

@@ -36,6 +36,7 @@ import json
 import logging
 import random
 import re
+import ssl
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -217,6 +218,12 @@ class _Run:
     on_batch: BatchHook[Repo] | None = None
 
 
+def tls_context() -> ssl.SSLContext:
+    """The TLS context httpx builds for ``verify=True`` (certifi's CA bundle, or
+    ``SSL_CERT_FILE`` / ``SSL_CERT_DIR``), for :class:`GithubFetcher`'s ``tls``."""
+    return httpx.create_ssl_context()
+
+
 class GithubFetcher:
     """Fetch repository records from the GitHub API (GraphQL with a token, REST without).
 
@@ -230,7 +237,8 @@ class GithubFetcher:
     #: seconds and our clock may run a little ahead of GitHub's.
     reset_margin: float = 1.0
 
-    def __init__(self, config: Config, client: httpx.AsyncClient | None = None):
+    def __init__(self, config: Config, client: httpx.AsyncClient | None = None, *,
+                 tls: ssl.SSLContext | None = None):
         self._config = config
         secret = config.token
         self._token: str | None = secret.get_secret_value() if secret is not None else None
@@ -246,8 +254,11 @@ class GithubFetcher:
             "X-GitHub-Api-Version": API_VERSION,
         }
         self._owns_client = client is None
+        # ``tls``: a context from :func:`tls_context`, built ahead on a worker thread
+        # (loading the CA bundle is most of what building the client costs).
         self._client = client if client is not None else httpx.AsyncClient(
-            timeout=self._timeout, follow_redirects=False, headers=self._headers)
+            timeout=self._timeout, follow_redirects=False, headers=self._headers,
+            verify=tls if tls is not None else True)
         self._budget = WaitBudget(config.github.max_wait)
         self._resume_at = 0.0  # monotonic time before which no request is sent
         self._stop_message: str | None = None
