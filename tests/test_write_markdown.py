@@ -520,3 +520,11 @@ def test_clean_collapses_breaks_and_drops_controls_and_bidi() -> None:
     assert clean(" a\r\nb\tc\x00d\u202ee\u2028f\x85g ") == "a b cde f g"
     assert clean("abcdef", 4) == "abc…"
     assert clean(None) == ""
+
+
+def test_clean_skips_its_search_only_for_text_it_would_not_change() -> None:
+    # clean() searches for characters to drop or replace only in unprintable text
+    from enrich.write.markdown import _CLEAN_TABLE
+
+    assert not any(chr(cp).isprintable() for cp in _CLEAN_TABLE)
+    assert clean("\u00a0a\u200bb\u00adc") == "a\u200bb\u00adc"  # unprintable, kept

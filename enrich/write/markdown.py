@@ -42,6 +42,7 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 from urllib.parse import quote
 
 from ..models import EnrichedDocument, Link, Paper, Repo, Status
@@ -68,7 +69,6 @@ SEP = " · "
 
 # CommonMark's line endings: \r\n, \n or a lone \r. str.splitlines() would also split on
 # \x0b, \x0c, \x1c-\x1e, \x85, \u2028 and \u2029, which markdown viewers show inside a line.
-_ENDING_RE = re.compile(r"\r\n|\n|\r")
 _ENDING_SPLIT = re.compile(r"(\r\n|\n|\r)")
 
 
@@ -89,9 +89,10 @@ def _split_lines(text: str) -> list[tuple[str, str]]:
     return list(zip(contents, endings, strict=True))
 
 
-def _dominant_ending(text: str) -> str:
-    """The file's most frequent line ending (first seen wins a tie); ``\\n`` if none."""
-    counts: Counter[str] = Counter(_ENDING_RE.findall(text))
+def _dominant_ending(endings: Iterable[str]) -> str:
+    """The most frequent of a file's line endings, in text order (first seen wins a tie);
+    ``\\n`` if none."""
+    counts: Counter[str] = Counter(endings)
     if not counts:
         return "\n"
     best = max(counts.values())
@@ -143,8 +144,12 @@ _BIDI = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\
 _SPACE_LIKE = frozenset("\t\n\r\x0b\x0c\x1c\x1d\x1e\x1f\x85\u2028\u2029")
 _WS_RUN = re.compile(r" {2,}")
 _MD_SPECIAL = "\\`*_[]()!#|~$"  # each gets a backslash
-_ESCAPE_TABLE = {ord("&"): "&amp;", ord("<"): "&lt;", ord(">"): "&gt;",
-                 **{ord(ch): "\\" + ch for ch in _MD_SPECIAL}}
+_ESCAPE_TABLE = {
+    ord("&"): "&amp;",
+    ord("<"): "&lt;",
+    ord(">"): "&gt;",
+    **{ord(ch): "\\" + ch for ch in _MD_SPECIAL},
+}
 _ESCAPE_NEEDED = re.compile("[" + "".join(re.escape(chr(cp)) for cp in _ESCAPE_TABLE) + "]")
 ZWSP = "\u200b"
 # Where a zero-width space goes to defeat autolinking (GitHub's www./http(s):// /e-mail
@@ -185,7 +190,9 @@ def clean(value: object, limit: int | None = None) -> str:
     Text longer than ``limit`` code points is cut and ends with an ellipsis.
     """
     s = "" if value is None else str(value)
-    if _CLEAN_NEEDED.search(s):
+    # every character clean() drops or replaces is unprintable (categories Cc, Cf, Zl,
+    # Zp), and isprintable() is several times faster than the search it spares
+    if not s.isprintable() and _CLEAN_NEEDED.search(s):
         s = s.translate(_CLEAN_TABLE)
     if "  " in s:
         s = _WS_RUN.sub(" ", s)
@@ -233,13 +240,21 @@ def _escape_text(text: str, limit: int | None, label: bool) -> str:
     return s
 
 
+@functools.lru_cache(maxsize=4096)
+def _escape_name(text: str) -> str:
+    """``escape(text, NAME_LIMIT)`` for an author's or a licence's name: they recur, and a
+    one-argument cache is hit without building and hashing a key tuple."""
+    return _escape_text(text, NAME_LIMIT, False)
+
+
 # --- URLs ---------------------------------------------------------------------------------
 
 _ARXIV_ID = re.compile(r"\d{4}\.\d{4,5}|[a-z]+(?:-[a-z]+)?/\d{7}")
 _GITHUB_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})/[A-Za-z0-9._-]{1,100}")
 
 
-@functools.lru_cache(maxsize=8192)  # each record's URL is built for its line and the summary
+@functools.lru_cache(maxsize=8192)  # a paper's URL is needed for each line it is on, the
+# summary (unless the line's bullet passed its label on) and any repository naming it
 def arxiv_url(arxiv_id: str) -> str | None:
     """``https://arxiv.org/abs/ID``, built by us; None unless ``arxiv_id`` is a canonical id."""
     if not _ARXIV_ID.fullmatch(arxiv_id):
@@ -292,7 +307,7 @@ def _date(value: datetime | None) -> str | None:
 
 
 def _authors(authors: Sequence[str], shown: int = AUTHORS_SHOWN) -> str:
-    names = ", ".join([_escape_text(a, NAME_LIMIT, False) for a in authors[:shown]])
+    names = ", ".join(map(_escape_name, authors[:shown]))
     if len(authors) > shown:
         return names + " et al."
     return names
@@ -300,8 +315,8 @@ def _authors(authors: Sequence[str], shown: int = AUTHORS_SHOWN) -> str:
 
 def _short_authors(authors: Sequence[str]) -> str:
     if len(authors) >= 3:
-        return _escape_text(authors[0], NAME_LIMIT, False) + " et al."
-    return ", ".join([_escape_text(a, NAME_LIMIT, False) for a in authors])
+        return _escape_name(authors[0]) + " et al."
+    return ", ".join(map(_escape_name, authors))
 
 
 def _status_note(status: Status, record: Paper | Repo | None, source: str) -> str:
@@ -324,25 +339,37 @@ def _code_link(key: str, doc: EnrichedDocument) -> str:
     return _repo_name_link(key, doc.repos.get(key.lower()), link=True)
 
 
-def _licence(repo: Repo) -> str | None:
-    lic = repo.license
+# The functions below that take a record's fields get its ``__dict__``: item access is
+# several times faster than a pydantic model's attribute access (the class has a
+# __getattr__, which also keeps the interpreter from specialising the access).
+
+
+def _licence(fields: dict[str, Any]) -> str | None:
+    """The licence of a repository (given its fields)."""
+    lic = fields["license"]
     if lic is None:
         return None
-    if lic.spdx_id and lic.spdx_id != "NOASSERTION":
-        return _escape_text(lic.spdx_id, NAME_LIMIT, False)
-    if lic.name:
-        return _escape_text(lic.name, NAME_LIMIT, False)
+    spdx_id, name = lic.spdx_id, lic.name
+    if spdx_id and spdx_id != "NOASSERTION":
+        return _escape_name(spdx_id)
+    if name:
+        return _escape_name(name)
     return None
 
 
-def _stars(repo: Repo) -> str | None:
-    if repo.stars is None:
+def _stars(fields: dict[str, Any]) -> str | None:
+    """Stars and their trend of a repository (given its fields)."""
+    stars = fields["stars"]
+    if stars is None:
         return None
-    out = f"★ {repo.stars:,}"
-    trend = repo.trend
+    out = f"★ {stars:,}"
+    trend = fields["trend"]
     if trend is not None:
-        for value, period in ((trend.week, "this week"), (trend.month, "this month"),
-                              (trend.since_previous, "since last run")):
+        for value, period in (
+            (trend.week, "this week"),
+            (trend.month, "this month"),
+            (trend.since_previous, "since last run"),
+        ):
             if value is not None:
                 out += f" ({value:+,} {period})"
                 break
@@ -351,30 +378,41 @@ def _stars(repo: Repo) -> str | None:
     return out
 
 
-def paper_line(arxiv_id: str, paper: Paper | None, doc: EnrichedDocument,
-               versions: Sequence[str] = ()) -> str:
-    """One bullet for a paper (without the line ending)."""
+def paper_line(
+    arxiv_id: str,
+    paper: Paper | None,
+    doc: EnrichedDocument,
+    versions: Sequence[str] = (),
+    labels: dict[str, str] | None = None,
+) -> str:
+    """One bullet for a paper (without the line ending); its linked title goes into
+    ``labels`` (by id) when given, for :func:`summary_lines`."""
     status: Status = paper.status if paper is not None else "missing"
     url = arxiv_url(arxiv_id) if status != "not_found" else None
     ident = f"arXiv:{arxiv_id}"
     if paper is None or status not in ("ok", "stale"):
         note = _status_note(status, paper, "arXiv")
         return f"{ITEM}{PAPER_ICON} {_link(ident, url)} — {note}"
-    head = f"{ITEM}{PAPER_ICON} {_link(paper.title or ident, url, TITLE_LIMIT)}"
+    p = paper.__dict__  # item access: see _licence
+    label = _link(p["title"] or ident, url, TITLE_LIMIT)
+    if labels is not None:
+        labels[arxiv_id] = label
+    head = f"{ITEM}{PAPER_ICON} {label}"
     parts: list[str] = []
-    if paper.authors:
-        parts.append(_authors(paper.authors))
-    if (date := _date(paper.published)) is not None:
+    if authors := p["authors"]:
+        parts.append(_authors(authors))
+    if (date := _date(p["published"])) is not None:
         parts.append(date)
-    if paper.primary_category:
-        parts.append(_category(paper.primary_category))
+    if category := p["primary_category"]:
+        parts.append(_category(category))
     if versions:
         mentioned = ", ".join(escape(v, 20) for v in versions) + " mentioned"
-        if paper.latest_version and paper.latest_version not in versions:
-            mentioned += f" (latest {escape(paper.latest_version, 20)})"
+        latest = p["latest_version"]
+        if latest and latest not in versions:
+            mentioned += f" (latest {escape(latest, 20)})"
         parts.append(mentioned)
-    if paper.code:
-        parts.append("code: " + ", ".join(_code_link(k, doc) for k in paper.code))
+    if code := p["code"]:
+        parts.append("code: " + ", ".join(_code_link(k, doc) for k in code))
     if status == "stale":
         parts.append(_status_note(status, paper, "arXiv"))
     return head + (" — " + SEP.join(parts) if parts else "")
@@ -384,36 +422,42 @@ def _repo_name_link(key: str, repo: Repo | None, *, link: bool | None = None) ->
     """The repository's display name (``full_name`` when it is a valid one, else the
     key), linked unless the repository does not exist."""
     name, url = key, None
-    if repo is not None and repo.full_name:
-        url = github_url(repo.full_name)
+    r = repo.__dict__ if repo is not None else None  # item access: see _licence
+    if r is not None and (full_name := r["full_name"]):
+        url = github_url(full_name)
         if url is not None:
-            name = repo.full_name
+            name = full_name
     if link is None:
-        link = repo is None or repo.status != "not_found"
+        link = r is None or r["status"] != "not_found"
     if not link:
         return _link(name, None)
     return _link(name, url if url is not None else github_url(name))
 
 
-def repo_line(key: str, repo: Repo | None) -> str:
-    """One bullet for a repository (without the line ending)."""
+def repo_line(key: str, repo: Repo | None, names: dict[str, str] | None = None) -> str:
+    """One bullet for a repository (without the line ending); its linked name goes into
+    ``names`` (by key) when given, for :func:`summary_lines`."""
     status: Status = repo.status if repo is not None else "missing"
-    head = f"{ITEM}{REPO_ICON} {_repo_name_link(key, repo)}"
+    name = _repo_name_link(key, repo)
+    if names is not None:
+        names[key] = name
+    head = f"{ITEM}{REPO_ICON} {name}"
     if repo is None or status not in ("ok", "stale"):
         return f"{head} — {_status_note(status, repo, 'GitHub')}"
+    r = repo.__dict__  # item access: see _licence
     parts: list[str] = []
-    if (stars := _stars(repo)) is not None:
+    if (stars := _stars(r)) is not None:
         parts.append(stars)
-    if (lic := _licence(repo)) is not None:
+    if (lic := _licence(r)) is not None:
         parts.append(lic)
-    if repo.description:
-        parts.append(_escape_text(repo.description, DESCRIPTION_LIMIT, False))
-    if repo.archived:
+    if description := r["description"]:
+        parts.append(_escape_text(description, DESCRIPTION_LIMIT, False))
+    if r["archived"]:
         parts.append("archived")
-    if repo.renamed_from:
-        parts.append("renamed from " + escape(repo.renamed_from, NAME_LIMIT))
-    if repo.papers:
-        parts.append("paper: " + ", ".join(_link(p, arxiv_url(p)) for p in repo.papers))
+    if renamed_from := r["renamed_from"]:
+        parts.append("renamed from " + escape(renamed_from, NAME_LIMIT))
+    if papers := r["papers"]:
+        parts.append("paper: " + ", ".join(_link(p, arxiv_url(p)) for p in papers))
     if status == "stale":
         parts.append(_status_note(status, repo, "GitHub"))
     return head + (" " + SEP.join(parts) if parts else "")
@@ -427,7 +471,8 @@ def _ordered_keys(doc: EnrichedDocument) -> tuple[list[str], list[str]]:
     papers: dict[str, None] = {}
     repos: dict[str, None] = {}
     for link in doc.links:
-        (papers if link.kind == "arxiv" else repos).setdefault(link.id, None)
+        f = link.__dict__  # item access: see _licence
+        (papers if f["kind"] == "arxiv" else repos).setdefault(f["id"], None)
     for key in sorted(doc.papers):
         papers.setdefault(key, None)
     for key in sorted(doc.repos):
@@ -445,41 +490,63 @@ def _row(*cells: str) -> str:
     return "|" + "|".join([f" {c} " if c else " " for c in cells]) + "|"
 
 
-def summary_lines(doc: EnrichedDocument) -> list[str]:
-    """The final block's lines (without markers or endings); empty if there is nothing."""
+def summary_lines(
+    doc: EnrichedDocument, labels: dict[str, str] | None = None, names: dict[str, str] | None = None
+) -> list[str]:
+    """The final block's lines (without markers or endings); empty if there is nothing.
+
+    ``labels`` and ``names`` hold the linked titles and names that :func:`paper_line` and
+    :func:`repo_line` made for this document (each record's is the same here), if any.
+    """
+    labels = {} if labels is None else labels
+    names = {} if names is None else names
     paper_keys, repo_keys = _ordered_keys(doc)
     if not paper_keys and not repo_keys:
         return []
     np, nr = len(paper_keys), len(repo_keys)
-    caption = (f"**enrich summary:** {np} paper{'s' if np != 1 else ''}, "
-               f"{nr} repositor{'ies' if nr != 1 else 'y'}")
-    rows = [caption, "", _row("", "Paper / repository", "Authors / stars", "Licence", "Status"),
-            _row(*["---"] * 5)]
+    caption = (
+        f"**enrich summary:** {np} paper{'s' if np != 1 else ''}, "
+        f"{nr} repositor{'ies' if nr != 1 else 'y'}"
+    )
+    rows = [
+        caption,
+        "",
+        _row("", "Paper / repository", "Authors / stars", "Licence", "Status"),
+        _row(*["---"] * 5),
+    ]
     # _row inlined (one row per record): a cell is " text " or, when empty, " "
     papers, repos = doc.papers, doc.repos
     for key in paper_keys:
         paper = papers.get(key)
-        if paper is not None and paper.status in ("ok", "stale"):
-            label = _link(paper.title or f"arXiv:{key}", arxiv_url(key), TITLE_LIMIT)
-            who = _short_authors(paper.authors)
-            status = "ok" if paper.status == "ok" else _status_note("stale", paper, "arXiv")
+        if paper is not None and (p := paper.__dict__)["status"] in ("ok", "stale"):
+            label = labels.get(key)
+            if label is None:
+                label = _link(p["title"] or f"arXiv:{key}", arxiv_url(key), TITLE_LIMIT)
+            who = _short_authors(p["authors"])
+            status = "ok" if p["status"] == "ok" else _status_note("stale", paper, "arXiv")
         else:
             url = arxiv_url(key) if paper is None or paper.status != "not_found" else None
             label = _link(f"arXiv:{key}", url, TITLE_LIMIT)
             who = ""
             status = _cell_status(paper, "arXiv")
-        rows.append(f"| {PAPER_ICON} |{f' {label} ' if label else ' '}|"
-                    f"{f' {who} ' if who else ' '}| | {status} |")
+        rows.append(
+            f"| {PAPER_ICON} |{f' {label} ' if label else ' '}|"
+            f"{f' {who} ' if who else ' '}| | {status} |"
+        )
     for key in repo_keys:
         repo = repos.get(key)
         stars = lic = ""
-        if repo is not None and repo.status in ("ok", "stale"):
-            stars = f"★ {repo.stars:,}" if repo.stars is not None else ""
-            lic = _licence(repo) or ""
-        name = _repo_name_link(key, repo)
-        rows.append(f"| {REPO_ICON} |{f' {name} ' if name else ' '}|"
-                    f"{f' {stars} ' if stars else ' '}|{f' {lic} ' if lic else ' '}|"
-                    f" {_cell_status(repo, 'GitHub')} |")
+        if repo is not None and (r := repo.__dict__)["status"] in ("ok", "stale"):
+            stars = f"★ {r['stars']:,}" if r["stars"] is not None else ""
+            lic = _licence(r) or ""
+        name = names.get(key)
+        if name is None:
+            name = _repo_name_link(key, repo)
+        rows.append(
+            f"| {REPO_ICON} |{f' {name} ' if name else ' '}|"
+            f"{f' {stars} ' if stars else ' '}|{f' {lic} ' if lic else ' '}|"
+            f" {_cell_status(repo, 'GitHub')} |"
+        )
     return rows
 
 
@@ -493,50 +560,65 @@ class _LineItems:
     order: list[tuple[str, str]] = field(default_factory=list)
     versions: dict[str, list[str]] = field(default_factory=dict)
 
-    def add(self, link: Link) -> None:
-        key = (link.kind, link.id)
-        if key not in self.order:
-            self.order.append(key)
-        if link.kind == "arxiv" and link.version:
-            seen = self.versions.setdefault(link.id, [])
-            if link.version not in seen:
-                seen.append(link.version)
+    @classmethod
+    def of(cls, links: Iterable[dict[str, Any]]) -> _LineItems:
+        """The records of links (their fields, see :func:`_items_by_line`) in this order."""
+        items = cls()
+        order, versions = items.order, items.versions
+        for f in links:
+            kind, ident, version = f["kind"], f["id"], f["version"]
+            key = (kind, ident)
+            if key not in order:
+                order.append(key)
+            if kind == "arxiv" and version:
+                seen = versions.setdefault(ident, [])
+                if version not in seen:
+                    seen.append(version)
+        return items
 
 
-def _line_index(link: Link, text: str, starts: Sequence[int]) -> int | None:
-    """0-based line of a link: from its offsets when they match the text, else its line."""
-    if 0 <= link.start < len(text) and text[link.start:link.end] == link.text:
-        return bisect.bisect_right(starts, link.start) - 1
-    if 1 <= link.line <= len(starts):
-        return link.line - 1
-    logger.warning("link %s %s at line %d is outside the text; not annotated",
-                   link.kind, link.id, link.line)
+def _line_index(link: dict[str, Any], text: str, starts: Sequence[int]) -> int | None:
+    """0-based line of a link (its fields): from its offsets when they match the text,
+    else its line."""
+    start: int = link["start"]
+    line: int = link["line"]
+    if 0 <= start < len(text) and text[start : link["end"]] == link["text"]:
+        return bisect.bisect_right(starts, start) - 1
+    if 1 <= line <= len(starts):
+        return line - 1
+    logger.warning(
+        "link %s %s at line %d is outside the text; not annotated", link["kind"], link["id"], line
+    )
     return None
 
 
-def _line_starts(lines: Sequence[tuple[str, str]]) -> list[int]:
-    """The offset in the text of each line's first character."""
-    return list(itertools.accumulate((len(c) + len(e) for c, e in lines[:-1]), initial=0))
+def _items_by_line(
+    text: str, starts: Sequence[int], links: Iterable[Link]
+) -> dict[int, list[dict[str, Any]]]:
+    """The links on each line (their fields: see :func:`_licence`) in order of offsets;
+    ``starts`` are the offsets of the lines' first characters.
 
-
-def _items_by_line(text: str, lines: Sequence[tuple[str, str]], links: Iterable[Link],
-                   starts: Sequence[int] | None = None) -> dict[int, _LineItems]:
-    if starts is None:
-        starts = _line_starts(lines) if lines else []
-    by_line: dict[int, _LineItems] = {}
-    ordered = sorted(links, key=operator.attrgetter("start", "end"))
+    A list per line, not an object per link: every container a render keeps alive
+    counts towards the garbage collector's next collection, and a full collection goes
+    through every object of the process (the document's records and links included).
+    """
+    by_line: dict[int, list[dict[str, Any]]] = {}
     n, bisect_right = len(text), bisect.bisect_right
-    for link in ordered:
-        start = link.start
-        if 0 <= start < n and text[start:link.end] == link.text:  # _line_index, inlined
+    # sorted by (start, end) in two stable sorts: int keys, no tuple per link
+    ordered = sorted([link.__dict__ for link in links], key=operator.itemgetter("end"))
+    ordered.sort(key=operator.itemgetter("start"))
+    for f in ordered:
+        start = f["start"]
+        if 0 <= start < n and text[start : f["end"]] == f["text"]:  # _line_index, inlined
             idx: int | None = bisect_right(starts, start) - 1
         else:
-            idx = _line_index(link, text, starts)
+            idx = _line_index(f, text, starts)
         if idx is not None:
-            items = by_line.get(idx)
-            if items is None:
-                items = by_line[idx] = _LineItems()
-            items.add(link)
+            on_line = by_line.get(idx)
+            if on_line is None:
+                by_line[idx] = [f]
+            else:
+                on_line.append(f)
     return by_line
 
 
@@ -548,39 +630,51 @@ def render_markdown(text: str, doc: EnrichedDocument, *, summary: bool = True) -
     rules), then, with ``summary=True`` and at least one record, a final block
     with a table of every paper and repository.
     """
-    lines = _split_lines(text)
-    dominant = _dominant_ending(text)
-    starts = _line_starts(lines) if lines else []
-    by_line = _items_by_line(text, lines, doc.links, starts)
+    # The lines as _split_lines finds them, without a pair per line: line i is parts[2i]
+    # (content) and parts[2i + 1] (ending, absent for a last line without one), and
+    # offsets[j] is where parts[j] starts in the text.
+    parts = _ENDING_SPLIT.split(text)
+    offsets = [0, *itertools.accumulate(map(len, parts))]
+    n_lines = len(parts) // 2 + (1 if parts[-1] else 0)
+    starts = offsets[0 : 2 * n_lines : 2]
+    by_line = _items_by_line(text, starts, doc.links)
     papers, repos = doc.papers, doc.repos
+    dominant = ""  # the file's most frequent line ending, found when first needed
+    labels: dict[str, str] = {}  # each record's linked title or name, for the summary
+    names: dict[str, str] = {}
     out: list[str] = []
     done = 0  # the text up to here is in ``out``
     # The lines are the text's own, so the text between two annotated lines goes out in
     # one piece; only the annotated lines' blocks are built.
     for i in sorted(by_line):
-        items = by_line[i]
-        content, ending = lines[i]
-        end = starts[i] + len(content) + len(ending)
+        items = _LineItems.of(by_line[i])
+        if 2 * i + 1 < len(parts):
+            ending = parts[2 * i + 1]
+            end = offsets[2 * i + 2]
+        else:  # the last line, without a line ending
+            ending, end = "", len(text)
         out.append(text[done:end])
         done = end
         if not ending:
-            ending = dominant
+            ending = dominant = _dominant_ending(parts[1::2])
             out.append(ending)
         block = [BLOCK_START]
         for kind, key in items.order:
             if kind == "arxiv":
-                block.append(paper_line(key, papers.get(key), doc,
-                                        items.versions.get(key, ())))
+                block.append(
+                    paper_line(key, papers.get(key), doc, items.versions.get(key, ()), labels)
+                )
             else:
-                block.append(repo_line(key, repos.get(key)))
+                block.append(repo_line(key, repos.get(key), names))
         block.append(BLOCK_END)
         out.append(ending.join(block))
         out.append(ending)
     out.append(text[done:])
     if summary:
-        rows = summary_lines(doc)
+        rows = summary_lines(doc, labels, names)
         if rows:
-            if lines and not lines[-1][1] and (len(lines) - 1) not in by_line:
+            dominant = dominant or _dominant_ending(parts[1::2])
+            if parts[-1] and (n_lines - 1) not in by_line:  # a last line without ending
                 out.append(dominant)
             out.append(dominant.join([BLOCK_START, *rows, BLOCK_END]))
             out.append(dominant)
