@@ -261,9 +261,9 @@ class Enricher:
 
     def _prepare_fetchers(self) -> None:
         """Start setting up both fetchers on worker threads, once a request is sure to
-        come: importing the arxiv package (with requests and lxml), and importing httpx
-        and building its TLS context. OpenSSL reads the CA bundle without holding the
-        GIL, so the second core does that while the imports and the cache reads run."""
+        come: importing the arxiv package (with requests and lxml), and building the TLS
+        context of GitHub's client. OpenSSL reads the CA bundle without holding the GIL,
+        so the second core does that while the imports and the cache reads run."""
         if self._arxiv is None and "arxiv" not in self._setup:
             self._setup["arxiv"] = _in_thread(_import_arxiv_fetcher)
         if self._github is None and "tls" not in self._setup:
@@ -582,7 +582,7 @@ def _import_arxiv_fetcher() -> None:
 
 
 def _tls_context() -> ssl.SSLContext:
-    from .fetch.github import tls_context
+    from .fetch.tls import tls_context
 
     return tls_context()
 

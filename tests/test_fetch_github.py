@@ -6,6 +6,7 @@ import asyncio
 import json
 import logging
 import re
+import ssl
 import time
 from collections.abc import Coroutine, Iterator
 from datetime import UTC, datetime
@@ -677,3 +678,23 @@ def test_unreachable_github_stops_after_one_repository_instead_of_retrying_each(
     assert len(res.missing) == 20 - len(res.failed)
     assert all("cannot connect" in m for m in res.missing.values())
     assert res.requests <= 2 * 3  # two in flight, three attempts each at most
+
+
+@pytest.mark.parametrize("env", [{}, {"SSL_CERT_FILE": "certifi"}])
+def test_the_tls_context_built_ahead_is_the_one_httpx_would_build(
+    env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import certifi
+
+    from enrich.fetch.tls import tls_context
+
+    for name in ("SSL_CERT_FILE", "SSL_CERT_DIR"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, certifi.where() if value == "certifi" else value)
+    ours, theirs = tls_context(), httpx.create_ssl_context()
+    assert ours.verify_mode == theirs.verify_mode == ssl.CERT_REQUIRED
+    assert ours.check_hostname and theirs.check_hostname
+    assert ours.cert_store_stats() == theirs.cert_store_stats()
+    assert ours.cert_store_stats()["x509_ca"] > 50
+    assert ours.options == theirs.options and ours.minimum_version == theirs.minimum_version

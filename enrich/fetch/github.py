@@ -218,12 +218,6 @@ class _Run:
     on_batch: BatchHook[Repo] | None = None
 
 
-def tls_context() -> ssl.SSLContext:
-    """The TLS context httpx builds for ``verify=True`` (certifi's CA bundle, or
-    ``SSL_CERT_FILE`` / ``SSL_CERT_DIR``), for :class:`GithubFetcher`'s ``tls``."""
-    return httpx.create_ssl_context()
-
-
 class GithubFetcher:
     """Fetch repository records from the GitHub API (GraphQL with a token, REST without).
 
@@ -254,8 +248,8 @@ class GithubFetcher:
             "X-GitHub-Api-Version": API_VERSION,
         }
         self._owns_client = client is None
-        # ``tls``: a context from :func:`tls_context`, built ahead on a worker thread
-        # (loading the CA bundle is most of what building the client costs).
+        # ``tls``: a context from :func:`enrich.fetch.tls.tls_context`, built ahead on a
+        # worker thread (loading the CA bundle is most of what building the client costs).
         self._client = client if client is not None else httpx.AsyncClient(
             timeout=self._timeout, follow_redirects=False, headers=self._headers,
             verify=tls if tls is not None else True)
