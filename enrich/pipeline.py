@@ -49,6 +49,7 @@ from .trends import star_trend
 if TYPE_CHECKING:
     import asyncio
     import concurrent.futures
+    import queue
     import ssl
 
     from .fetch.arxiv import ArxivFetcher
@@ -425,9 +426,13 @@ class Enricher:
                 if fetch_p else none_p())
         except BaseException:
             task_r.cancel()
+            early.finish(check=False)
             raise
-        got_p, got_r = await asyncio.gather(task_p, task_r)
-        early.check()
+        try:
+            got_p, got_r = await asyncio.gather(task_p, task_r)
+        finally:
+            early.finish(check=False)  # nothing is left writing behind this call
+        early.finish()
         _keep_known_papers(got_p, cached_p)
         res.requests = {"arxiv": got_p.requests, "github": got_r.requests}
         self.requests["arxiv"] += got_p.requests
@@ -607,10 +612,14 @@ class _EarlyWrites:
     """The batch hooks of one :meth:`Enricher.resolve`: cache each batch's definitive
     records as soon as they arrive, stamped with the time they were cached.
 
+    The writes are made in order by one worker thread, off the event loop: SQLite
+    works (and checkpoints its log) without holding the GIL, and the event loop stays
+    free to read the next answer the moment it arrives. :meth:`finish` waits for them.
+
     ``stamped`` holds the ids cached; their records now carry the cache's stamp as
     ``fetched_at``, so that a later run serves the same records. A failure to write (the
     cache locked, read-only, the disk full) stops the early writes and is raised by
-    :meth:`check` once fetching is over, as a failure of the final write would be.
+    :meth:`finish` once fetching is over, as a failure of the final write would be.
     """
 
     def __init__(self, enricher: Enricher, cached_p: dict[str, Cached[Paper]],
@@ -620,6 +629,8 @@ class _EarlyWrites:
         self._credential = credential
         self.stamped: set[tuple[str, str]] = set()
         self._failure: Exception | None = None
+        self._jobs: queue.SimpleQueue[_WriteJob | None] | None = None
+        self._writer: threading.Thread | None = None
 
     def papers(self, made: dict[str, Paper]) -> None:
         recs = {k: v for k, v in made.items() if v.status in _CACHEABLE
@@ -636,19 +647,42 @@ class _EarlyWrites:
                put: Callable[[datetime], None]) -> None:
         if not recs or self._failure is not None:
             return
-        when = self._enricher._now()
-        try:
-            put(when)
-        except Exception as exc:  # raised by check(), in the caller's flow
-            self._failure = exc
-            return
-        for k, v in recs.items():
-            _stamp(v, when)
-            self.stamped.add((kind, k))
+        if self._jobs is None:
+            import queue
 
-    def check(self) -> None:
-        if self._failure is not None:
+            self._jobs = queue.SimpleQueue()
+            self._writer = threading.Thread(target=self._drain, args=(self._jobs,),
+                                            name="enrich-cache-writer", daemon=True)
+            self._writer.start()
+        self._jobs.put((kind, recs, put))
+
+    def _drain(self, jobs: queue.SimpleQueue[_WriteJob | None]) -> None:
+        while (job := jobs.get()) is not None:
+            kind, recs, put = job
+            if self._failure is not None:
+                continue
+            when = self._enricher._now()
+            try:
+                put(when)
+            except Exception as exc:  # raised by finish(), in the caller's flow
+                self._failure = exc
+                continue
+            for k, v in recs.items():
+                _stamp(v, when)
+                self.stamped.add((kind, k))
+
+    def finish(self, *, check: bool = True) -> None:
+        """Wait for the writes; then, with ``check``, raise the first failure if any."""
+        if self._jobs is not None and self._writer is not None:
+            self._jobs.put(None)
+            self._writer.join()
+            self._jobs = self._writer = None
+        if check and self._failure is not None:
             raise self._failure
+
+
+#: An early write: the kind, the records, and the call that stores them at a time.
+_WriteJob = tuple[str, Mapping[str, Record], Callable[[datetime], None]]
 
 
 def _is_glitch(rec: Paper, cached: Cached[Paper] | None) -> bool:
