@@ -16,7 +16,9 @@ over the whole text runs at a few dozen MB/s in CPython, so:
    date) in C.
 3. Python looks only at the matches: what precedes the host (a scheme, a
    blocking character), where the link as written ends (trailing punctuation,
-   unbalanced parentheses, markdown), the canonical id.
+   unbalanced parentheses, markdown), the canonical id. For the common forms
+   the patterns answer the first two as well, with flags (empty groups behind
+   lookarounds), which saves the method calls that dominate the cost per link.
 
 Lines and columns are computed incrementally between links, and every
 pattern and backward scan is bounded or linear, so the cost is linear in the
@@ -32,8 +34,10 @@ from __future__ import annotations
 import gc
 import logging
 import re
+from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from itertools import repeat
 from typing import Any
 
 from pydantic import BaseModel
@@ -116,21 +120,10 @@ def _bytes_re(pattern: str) -> re.Pattern[bytes]:
 
 
 # Searched in the lower-cased ASCII copy; each starts with a literal.
-_ARXIV_RE = _bytes_re(
-    r"arxiv (?: (?P<url>\.org/(?:abs|pdf|html)/) | (?P<dot>\.) | (?P<sep>[\ \t\xa0:?]{1,8}) )" + _ID
-)
+# (_ARXIV_RES and _GITHUB_RES, which carry fast-path flags, follow the sets.)
 _AR5IV_RE = _bytes_re(r"ar5iv\.org/(?:abs|html)/" + _ID)
 _ALPHAXIV_RE = _bytes_re(r"alphaxiv\.org/abs/" + _ID)
 _HF_RE = _bytes_re(r"huggingface\.co/papers/" + _ID)
-#: Attachment paths are refused inside the pattern, so the (many) image
-#: attachments of a log never reach Python. The other reserved first segments
-#: are rare and checked on the match, as are an owner's hyphens (no double,
-#: none at the end): a 50-way alternation tried at every ``github.com``, or a
-#: repeated group, would cost more than the rest of the pattern.
-_GITHUB_RE = _bytes_re(
-    r"github\.com [/:] (?!user-attachments/)"
-    r"(?P<key> (?P<owner>[a-z0-9][a-z0-9-]{0,38}) / [a-z0-9._-]++ ) (?!/assets/)"
-)
 _GITHUB_RESERVED_B = frozenset(name.encode("ascii") for name in GITHUB_RESERVED)
 _PAGES_RE = _bytes_re(r"\.github\.io (?![a-z0-9.-]) (?: / (?P<seg>[a-z0-9._-]*) (?P<more>/)? )?")
 _ID_RE = _bytes_re(_ID)
@@ -176,6 +169,96 @@ _DOI_BLOCKERS = frozenset(_ALNUM + "._-")
 _LABEL_BYTES = frozenset(b"abcdefghijklmnopqrstuvwxyz0123456789-")
 _OLD_ARCHIVES_B = frozenset(name.encode("ascii") for name in OLD_ARCHIVES)
 _PAGES_FILE_SUFFIXES_B = tuple(s.encode("ascii") for s in PAGES_FILE_SUFFIXES)
+
+# ------------------------------------------------ patterns with fast-path flags
+# A method call costs about what the regex engine spends on a whole match, so
+# the checks most links need are also asked of the two main patterns, as
+# optional empty groups behind lookarounds. Being zero-width and referred to
+# by nothing, they never change where or what a pattern matches. A flag that
+# is set (``b""``) proves what the Python checks would have found: the scheme
+# before the host and no blocking character before it, a tail that needs no
+# second look (see :func:`_url_end`). A flag that is not set proves nothing,
+# and the Python checks run as before. Lookarounds are not free (a few
+# hundred instructions each), so a flag is only asked where it saves calls.
+#
+# A "?" in the lowered copy is a "?" of the text or any character outside
+# Latin-1 (never one of these ASCII sets), so each pattern comes in two
+# variants: one for chunks without a "?", where a "?" is such a character, and
+# one where a "?" may be itself and fails the flags.
+
+
+def _low_class(chars: frozenset[str], question_marks: bool, negate: bool = False) -> str:
+    """``chars`` as a class of the lowered copy; without ``question_marks``
+    (the chunk has no "?") the "?" is left out."""
+    members = {c.lower() for c in chars}
+    if not question_marks:
+        members.discard("?")
+    return "[^"[: 1 + negate] + "".join(re.escape(c) for c in sorted(members)) + "]"
+
+
+def _tail_flag(question_marks: bool, before: str = "") -> str:
+    """``(?P<tail>...)``: the plain URL characters after the match when
+    :func:`_url_end`'s first look would end the link right after them."""
+    trailing = _low_class(_TRAILING, True)
+    url_chars = _low_class(_URL_CHARS, question_marks)
+    return (
+        rf"(?: {before} (?= (?P<tail>{_PLAIN_TAIL.pattern[:-1]}*+)"
+        rf" (?<!{trailing}) \)? (?!{url_chars}) ) )?+"
+    )
+
+
+def _arxiv_re(question_marks: bool) -> re.Pattern[bytes]:
+    """The arXiv URL, DOI and marker pattern. Flags, each tried only in its
+    branch: ``h8``/``h7``/``h0``, no blocking character before ``https://``,
+    ``http://`` or the ``arxiv.org`` host itself (h8 and h7 are left unset at
+    the start of a chunk); ``doi``, an unblocked
+    ``https://doi.org/10.48550/arXiv.ID``; ``tail`` (see above), on URLs.
+    The flag alternations end in an empty one rather than being possessive:
+    a match that fails after them is rare here."""
+    hb = _low_class(_HOST_BLOCKERS, question_marks)
+    ok = _low_class(_HOST_BLOCKERS, question_marks, negate=True)
+    return _bytes_re(
+        rf"""arxiv
+        (?: (?P<url>\.org/
+                (?: (?<={ok}https://arxiv\.org/) (?P<h8>) | (?<={ok}http://arxiv\.org/) (?P<h7>)
+                  | (?<!{hb}arxiv\.org/) (?P<h0>) | )
+                (?:abs|pdf|html)/)
+          | (?P<dot>\.) (?: (?<={ok}https://doi\.org/10\.48550/arxiv\.) (?P<doi>) | )
+          | (?P<sep>[\ \t\xa0:?]{{1,8}}) )
+        """
+        + _ID
+        + f"(?(url){_tail_flag(question_marks)})"
+    )
+
+
+#: Attachment paths are refused inside the pattern, so the (many) image
+#: attachments of a log never reach Python. The other reserved first segments
+#: are rare and checked on the match, as are an owner's hyphens (no double,
+#: none at the end): a 50-way alternation tried at every ``github.com``, or a
+#: repeated group, would cost more than the rest of the pattern. The owner
+#: is possessive, like the name: no shorter owner can be followed by "/", and
+#: not trying them saves an eighth of the pattern's work on the benchmark
+#: log (its attachments). The flags are possessive too, or each attachment
+#: would be matched twice.
+def _github_re(question_marks: bool) -> re.Pattern[bytes]:
+    """The GitHub pattern. Flags: ``h8``/``h0``, no blocking character before
+    ``https://github.com/`` or ``github.com/`` (both left unset at the start
+    of a chunk); ``tail``, only when the key needs no clean-up (no final
+    ``.`` or ``.git``)."""
+    ok = _low_class(_HOST_BLOCKERS, question_marks, negate=True)
+    return _bytes_re(
+        rf"""github\.com [/:]
+        (?: (?<={ok}https://github\.com/) (?P<h8>) | (?<={ok}github\.com/) (?P<h0>) )?+
+        (?!user-attachments/)
+        (?P<key> (?P<owner>[a-z0-9][a-z0-9-]{{0,38}}+) / [a-z0-9._-]++ ) (?!/assets/)
+        """
+        + _tail_flag(question_marks, r"(?<!\.) (?<!\.git)")
+    )
+
+
+#: Each by whether the chunk holds a "?": ``_ARXIV_RES["?" in chunk]``.
+_ARXIV_RES = (_arxiv_re(False), _arxiv_re(True))
+_GITHUB_RES = (_github_re(False), _github_re(True))
 
 #: A link found in a chunk but not yet placed: (start, end, kind, id,
 #: version), offsets in the chunk.
@@ -328,8 +411,8 @@ def _find_arxiv(text: str, low: bytes, out: list[_Found]) -> None:
     append = out.append
     n = len(text)
     url_chars = _URL_CHARS
-    for m in _ARXIV_RE.finditer(low):
-        url, dot, _, new, arch, old, new2, ver = m.groups()
+    for m in _ARXIV_RES["?" in text].finditer(low):
+        url, h8, h7, h0, dot, doi, _, new, arch, old, new2, ver, tail = m.groups()
         if new is not None:
             ident = new.decode("ascii")
             version = None if ver is None else f"v{int(ver)}"
@@ -340,7 +423,13 @@ def _find_arxiv(text: str, low: bytes, out: list[_Found]) -> None:
             ident, version = found
         p, end = m.span()
         if url is not None:
-            if p >= 8 and low.startswith(b"https://", p - 8):
+            if h8 is not None:
+                s = p - 8
+            elif h7 is not None:
+                s = p - 7
+            elif h0 is not None:
+                s = p
+            elif p >= 8 and low.startswith(b"https://", p - 8):
                 s = p - 8
                 if s > 0 and text[s - 1] in _HOST_BLOCKERS:
                     continue
@@ -352,8 +441,12 @@ def _find_arxiv(text: str, low: bytes, out: list[_Found]) -> None:
                 s = _link_start(low, text, _subdomains_start(low, p))
                 if s < 0:
                     continue
-            if end < n and text[end] in url_chars:
+            if tail is not None:
+                end += len(tail)
+            elif end < n and text[end] in url_chars:
                 end = _url_end(text, end)
+        elif doi is not None:
+            s = p - 25  # https://doi.org/10.48550/arXiv.ID
         elif dot is not None:
             if p < 9 or not low.startswith(b"10.48550/", p - 9):
                 continue
@@ -415,12 +508,16 @@ def _find_github(text: str, low: bytes, out: list[_Found]) -> None:
     n = len(text)
     url_chars = _URL_CHARS
     reserved = _GITHUB_RESERVED_B
-    for m in _GITHUB_RE.finditer(low):
-        key, owner = m.groups()
+    for m in _GITHUB_RES["?" in text].finditer(low):
+        h8, h0, key, owner, tail = m.groups()
         if owner in reserved or (b"-" in owner and (owner[-1] == 0x2D or b"--" in owner)):
             continue
-        p = m.start()
-        if low[p + 10] == 0x2F:  # "github.com/"
+        p, end = m.span()
+        if h8 is not None:
+            s = p - 8
+        elif h0 is not None:
+            s = p
+        elif low[p + 10] == 0x2F:  # "github.com/"
             if p >= 8 and low.startswith(b"https://", p - 8):
                 s = p - 8
                 if s > 0 and text[s - 1] in _HOST_BLOCKERS:
@@ -437,12 +534,13 @@ def _find_github(text: str, low: bytes, out: list[_Found]) -> None:
                 s -= 1
             if s == p - 1 or (s > 0 and text[s - 1] in _HOST_BLOCKERS):
                 continue
-        end = m.end()
-        if key[-1] == 0x2E:  # "github.com/a/b." ends a sentence: the dot is no part
+        if tail is not None:  # no final "." or ".git" either
+            end += len(tail)
+        elif key[-1] == 0x2E:  # "github.com/a/b." ends a sentence: the dot is no part
             end = _url_end(text, end, end - len(key) + key.index(b"/") + 2)
         elif end < n and text[end] in url_chars:
             end = _url_end(text, end)
-        if key[-1] == 0x2E or key.endswith(b".git"):  # "a/b.", "a/b.git"
+        if tail is None and (key[-1] == 0x2E or key.endswith(b".git")):  # "a/b.", "a/b.git"
             owner, _, repo = key.partition(b"/")
             repo = repo.rstrip(b".")
             if repo.endswith(b".git"):
@@ -529,6 +627,8 @@ def _link_parts() -> tuple[Any, ...]:
 
 
 _LINK_PARTS = _link_parts()
+#: Runs an iterator to its end, keeping nothing.
+_exhaust: Callable[[Iterator[Any]], None] = deque(maxlen=0).extend
 
 
 @contextmanager
@@ -599,8 +699,8 @@ def _place(
     if not found:
         return line + count(b"\n")
     found.sort()
-    new, set_dict, set_fields, set_extra, set_private, fields = _LINK_PARTS
-    append = links.append
+    made: list[dict[str, Any]] = []
+    append = made.append
     line_start = 0  # offset of the first character of the current line
     last = 0  # offset up to which line breaks have been counted
     last_end = 0
@@ -613,27 +713,39 @@ def _place(
             line += nl
             line_start = rfind(b"\n", last, start) + 1
         last = start
-        values = {
-            "kind": kind,
-            "id": ident,
-            "version": version,
-            "text": chunk[start:end],
-            "line": line,
-            "column": start - line_start + 1,
-            "start": base + start,
-            "end": base + end,
-            "via": via,
-        }
-        if new is None:  # pragma: no cover - pydantic internals changed
-            append(Link.model_validate(values))
-            continue
-        link = new(Link)
-        set_dict(link, "__dict__", values)
-        set_fields(link, fields)
-        set_extra(link, None)
-        set_private(link, None)
-        append(link)
+        append(
+            {
+                "kind": kind,
+                "id": ident,
+                "version": version,
+                "text": chunk[start:end],
+                "line": line,
+                "column": start - line_start + 1,
+                "start": base + start,
+                "end": base + end,
+                "via": via,
+            }
+        )
+    _make_links(made, links)
     return line + count(b"\n", last)
+
+
+def _make_links(values: list[dict[str, Any]], links: list[Link]) -> None:
+    """Append a Link for each dict of field values to ``links``.
+
+    The steps of :func:`_link_parts` are run as ``map`` loops over the
+    whole chunk, in C: a call per step and link, but no bytecode."""
+    new, set_dict, set_fields, set_extra, set_private, fields = _LINK_PARTS
+    if new is None:  # pragma: no cover - pydantic internals changed
+        links.extend(map(Link.model_validate, values))
+        return
+    k = len(values)
+    made = list(map(new, repeat(Link, k)))
+    _exhaust(map(set_dict, made, repeat("__dict__", k), values))
+    _exhaust(map(set_fields, made, repeat(fields, k)))
+    _exhaust(map(set_extra, made, repeat(None, k)))
+    _exhaust(map(set_private, made, repeat(None, k)))
+    links.extend(made)
 
 
 # -------------------------------------------------------------------- public

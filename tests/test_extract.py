@@ -303,6 +303,20 @@ def test_extract_keeps_balanced_parentheses_inside_a_url() -> None:
     assert found(text) == [("github", "a/b", None, "https://github.com/a/b/blob/main/docs/x(1).md")]
 
 
+def test_extract_tells_question_mark_from_cjk_before_a_host() -> None:
+    # Both are "?" in the lowered copy the patterns search: a real "?" blocks
+    # the host (a URL's query), a CJK character does not.
+    text = (
+        "见https://github.com/a/b 和?https://github.com/c/d ?github.com/e/f 见github.com/g/h "
+        "?arxiv.org/abs/2305.09781 见arxiv.org/abs/2305.09782 ?https://arxiv.org/abs/2305.09783"
+    )
+    assert [link.text for link in extract(text)] == [
+        "https://github.com/a/b",
+        "github.com/g/h",
+        "arxiv.org/abs/2305.09782",
+    ]
+
+
 def test_extract_splits_links_glued_by_ascii_comma() -> None:
     text = "https://github.com/a/b,https://github.com/c/d;github.com/e/f"
     assert found(text) == [
