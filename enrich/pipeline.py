@@ -18,6 +18,7 @@ How a record is served (per id):
 from __future__ import annotations
 
 import bisect
+import contextlib
 import hashlib
 import logging
 import math
@@ -587,9 +588,17 @@ def _import_arxiv_fetcher() -> None:
 
 
 def _tls_context() -> ssl.SSLContext:
+    """The TLS context, then the modules GitHub's client and its first request import
+    (httpx; anyio's asyncio backend, which httpcore loads on its first connection), so
+    that they are loaded here rather than between the first query and the wire."""
     from .fetch.tls import tls_context
 
-    return tls_context()
+    context = tls_context()
+    from .fetch import github  # noqa: F401
+
+    with contextlib.suppress(ImportError):  # a warm-up only: anyio may name it otherwise
+        import anyio._backends._asyncio  # noqa: F401
+    return context
 
 
 def _in_thread(fn: Callable[[], _T]) -> concurrent.futures.Future[_T]:
