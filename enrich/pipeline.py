@@ -275,10 +275,15 @@ class Enricher:
         """The GitHub fetcher, built with the TLS context :meth:`_prepare_fetchers` started."""
         if self._github is None:
             self._prepare_fetchers()
+            # While the TLS context is being built: httpx, and what its first request
+            # would import (anyio's asyncio backend, loaded by httpcore on its first
+            # connection), so that nothing is loaded between the first query and the wire.
+            from .fetch.github import GithubFetcher
+
+            with contextlib.suppress(ImportError):  # a warm-up: anyio may name it otherwise
+                import anyio._backends._asyncio  # noqa: F401
             tls = await asyncio.wrap_future(self._setup["tls"])
             if self._github is None:  # another task may have built it meanwhile
-                from .fetch.github import GithubFetcher
-
                 self._github = GithubFetcher(self.config, tls=tls)
         return self._github
 
@@ -588,17 +593,9 @@ def _import_arxiv_fetcher() -> None:
 
 
 def _tls_context() -> ssl.SSLContext:
-    """The TLS context, then the modules GitHub's client and its first request import
-    (httpx; anyio's asyncio backend, which httpcore loads on its first connection), so
-    that they are loaded here rather than between the first query and the wire."""
     from .fetch.tls import tls_context
 
-    context = tls_context()
-    from .fetch import github  # noqa: F401
-
-    with contextlib.suppress(ImportError):  # a warm-up only: anyio may name it otherwise
-        import anyio._backends._asyncio  # noqa: F401
-    return context
+    return tls_context()
 
 
 def _in_thread(fn: Callable[[], _T]) -> concurrent.futures.Future[_T]:
