@@ -791,7 +791,8 @@ def build_document(links: list[Link], res: Resolution, *, source: SourceInfo | N
                     if name not in rec.__pydantic_fields_set__ or getattr(rec, name) != value:
                         setattr(rec, name, value)
                 target[key] = rec
-            else:
+            else:  # what the first document set that this one does not, set back
+                update.setdefault("linked_from", None)
                 target[key] = rec.model_copy(update=update)
             msg = messages.get(ident)
             if msg is not None:

@@ -92,6 +92,29 @@ def test_paper_to_code_both_ways_and_linked_records_are_fetched(
     assert "artidoro/qlora" in md
 
 
+def test_documents_enriched_together_keep_their_own_records(
+        arxiv_server: FakeArxiv, github_server: FakeGitHub) -> None:
+    # The first document takes a record as the pipeline holds it, updated in place;
+    # the second gets a copy, which must not carry what the first one set.
+    arxiv_server.add_paper("2305.14314", title="QLoRA",
+                           abstract="We release code at https://github.com/artidoro/qlora.")
+    github_server.add_repo("artidoro/qlora", stars=9000)
+    cfg = _config(arxiv_server, github_server)
+
+    async def both() -> list[enrich.EnrichedDocument]:
+        async with enrich.Enricher(cfg) as e:
+            return await e.enrich_many([("读 arXiv:2305.14314\n", None),
+                                        ("代码 github.com/artidoro/qlora\n", None)])
+
+    first, second = asyncio.run(both())
+    assert first.repos["artidoro/qlora"].linked_from == ["2305.14314"]
+    assert second.repos["artidoro/qlora"].linked_from is None
+    assert second.repos["artidoro/qlora"].papers == ["2305.14314"]
+    assert first.repos["artidoro/qlora"] is not second.repos["artidoro/qlora"]
+    assert first.papers["2305.14314"].linked_from is None
+    assert second.papers["2305.14314"].linked_from == ["artidoro/qlora"]
+
+
 def test_github_pages_links_are_enriched_when_the_repository_exists(
         arxiv_server: FakeArxiv, github_server: FakeGitHub) -> None:
     github_server.add_repo("kaistAI/SelFee", stars=200)
