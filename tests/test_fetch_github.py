@@ -96,6 +96,35 @@ def test_graphql_queries_go_one_at_a_time_in_order(github_server: FakeGitHub) ->
     assert firsts == [keys[n].split("/")[0] for n in range(0, 50, 10)]
 
 
+def test_graphql_next_query_is_written_before_the_answer_in_hand_is_read(
+        github_server: FakeGitHub, monkeypatch: pytest.MonkeyPatch) -> None:
+    # httpx yields several times before it writes a request: the records of an answer
+    # wait until httpcore reports the next query's body written (its trace extension),
+    # instead of delaying every query by their time.
+    import enrich.fetch.github as gh
+    monkeypatch.setattr(gh, "_SEND_WAIT", 30.0)  # a lost signal must not pass by timeout
+    github_server.tokens[TOKEN] = "alice"
+    keys = github_server.add_synthetic(30)
+    signals: list[asyncio.Future[None]] = []
+    seen: list[list[bool]] = []
+    send, records = GithubFetcher._send, GithubFetcher._graphql_records
+
+    async def spy_send(self: GithubFetcher, *args: Any) -> Any:
+        if len(args) == 6 and args[5] is not None:
+            signals.append(args[5])
+        return await send(self, *args)
+
+    def spy_records(self: GithubFetcher, *args: Any) -> Any:
+        seen.append([s.done() for s in signals])
+        return records(self, *args)
+
+    monkeypatch.setattr(GithubFetcher, "_send", spy_send)
+    monkeypatch.setattr(GithubFetcher, "_graphql_records", spy_records)
+    res = fetch(github_config(github_server, token=TOKEN, github__batch_size=10), keys)
+    assert len(res.records) == 30 and res.requests == 3
+    assert seen == [[True], [True, True], [True, True]]
+
+
 def test_graphql_answer_spending_the_quota_sends_nothing_more(github_server: FakeGitHub) -> None:
     github_server.tokens[TOKEN] = "alice"
     keys = github_server.add_synthetic(30)

@@ -104,6 +104,10 @@ class _Stopped(Exception):
     """The caller cancelled the fetch; stop at the next wait."""
 
 
+class _Skipped(Exception):
+    """An earlier batch stopped the run while this lane's request waited for its turn."""
+
+
 class _TooLarge(Exception):
     """The reply is larger than ``http.max_bytes``."""
 
@@ -332,6 +336,11 @@ class _NoAuth(requests.auth.AuthBase):
         return r
 
 
+#: The keywords of ``requests.Session.request`` that :class:`_ArxivSession` honours.
+_REQUEST_KEYWORDS = frozenset({"params", "headers", "auth", "timeout", "stream",
+                               "allow_redirects"})
+
+
 class _ArxivSession(requests.Session):
     """A session that is safe to hand to ``arxiv.Client``: see the module docstring."""
 
@@ -365,6 +374,11 @@ class _ArxivSession(requests.Session):
         before the package parses it."""
         self._local.hook = hook
 
+    def before_send(self, hook: Callable[[], None] | None) -> None:
+        """Call ``hook`` (in this thread) before each request is sent, once it has been
+        prepared, ahead of the gate."""
+        self._local.before = hook
+
     @staticmethod
     def on_sent(hook: Callable[[], None] | None) -> None:
         """Call ``hook`` (in this thread) once the next request has been sent, while its
@@ -378,14 +392,23 @@ class _ArxivSession(requests.Session):
         kwargs["auth"] = _NoAuth()
         kwargs["stream"] = True
         kwargs["allow_redirects"] = False  # followed by hand: capped, timed, same host only
+        if args or not kwargs.keys() <= _REQUEST_KEYWORDS:
+            # the arxiv package sends a plain GET: nothing else is prepared by _prepare
+            raise TypeError("_ArxivSession sends GET requests with params and headers only")
+        url = url if isinstance(url, str) else url.decode("utf-8", "replace")
         self.last = None
+        # Prepared before the turn is taken: the lane waiting for it then only sends.
+        prepared = self._prepare(method, url, kwargs)
+        before = getattr(self._local, "before", None)
+        if before is not None:
+            before()
         with self.gate.turn(self.min_interval, self._stop()):
             # http.timeout bounds the whole exchange, redirects included: see _Watchdog.
             dog = _Watchdog(self.timeout)
             _WATCH.dog = dog
             dog.start()
             try:
-                resp, body = self._follow(method, url, args, kwargs)
+                resp, body = self._follow(method, url, prepared, kwargs)
                 if dog.fired:  # a close-delimited body cut short reads as complete
                     raise requests.exceptions.ReadTimeout("deadline")
             except requests.exceptions.RequestException:
@@ -416,18 +439,34 @@ class _ArxivSession(requests.Session):
                 hook()
         return resp
 
-    def _follow(self, method: str | bytes, url: str | bytes, args: tuple[Any, ...],
+    def _prepare(self, method: str | bytes, url: str,
+                 kwargs: dict[str, Any]) -> tuple[requests.PreparedRequest, dict[str, Any]]:
+        """The request and the arguments of ``send``, as ``requests.Session.request``
+        makes them (the arxiv package passes only a URL and headers, which
+        :meth:`request` replaces)."""
+        method = method.decode() if isinstance(method, bytes) else method
+        prep = self.prepare_request(requests.Request(
+            method=method.upper(), url=url, headers=kwargs["headers"],
+            params=kwargs.get("params") or {}, auth=kwargs["auth"]))
+        settings = self.merge_environment_settings(prep.url, {}, kwargs["stream"], None, None)
+        return prep, {"timeout": kwargs["timeout"], "allow_redirects": False, **settings}
+
+    def _follow(self, method: str | bytes, url: str,
+                prepared: tuple[requests.PreparedRequest, dict[str, Any]],
                 kwargs: dict[str, Any]) -> tuple[requests.Response, bytes]:
         """Send the request, following up to :data:`MAX_REDIRECTS` same-host redirects.
 
         requests would follow 30 hops, none of them spaced by the gate, reading each
         redirect body without a cap; a redirect loop then costs 30 requests per try.
         """
-        current = url if isinstance(url, str) else url.decode("utf-8", "replace")
+        current = url
         started = time.monotonic()
-        for _hop in range(MAX_REDIRECTS + 1):
+        for hop in range(MAX_REDIRECTS + 1):
             self.sent += 1
-            resp = super().request(method, current, *args, **kwargs)
+            if hop:
+                prepared = self._prepare(method, current, kwargs)
+            prep, send_kwargs = prepared
+            resp = self.send(prep, **send_kwargs)
             try:
                 body = self._read_capped(resp, started)
             finally:
@@ -485,7 +524,7 @@ def _short_url(url: str | bytes) -> str:
 
 # -- one attempt -------------------------------------------------------------------------
 
-_Kind = Literal["ok", "bad_id", "too_long", "transient", "final", "unreadable"]
+_Kind = Literal["ok", "bad_id", "too_long", "transient", "final", "unreadable", "skipped"]
 
 
 @dataclass
@@ -628,7 +667,9 @@ class ArxivFetcher:
         the wire. A lane starts a new batch only once the batch before it has had a
         good reply (the *baton*), so a failing API still sees one batch retried and
         then nothing more, exactly as with one lane; follow-up requests of a batch
-        (a split, a re-ask) need no baton.
+        (a split, a re-ask) need no baton. A lane takes its next batch and prepares the
+        request before it waits for the baton, so that taking it is followed by the
+        send alone; if the batch before stopped the run meanwhile, nothing is sent.
         """
         if len(batches) < 2:
             for batch in batches:
@@ -650,41 +691,58 @@ class ArxivFetcher:
         def lane(client: arxiv.Client) -> None:
             try:
                 while True:
-                    turn = _Turn(baton, stop)
                     with take:
                         batch = next(pending, None)
-                        handed = handovers.pop() if handovers else None
                         if batch is None:
                             lanes[0] -= 1
+                            while handovers:  # no request of ours will follow theirs
+                                handovers.pop().set()
                     if batch is None:
-                        turn.release()
-                        if handed is not None:
-                            handed.set()
                         return
+                    hold: list[_Turn] = []
+                    handed: list[threading.Event] = []
 
-                    def hand_over(turn: _Turn = turn) -> None:
+                    def take_turn(hold: list[_Turn] = hold,
+                                  handed: list[threading.Event] = handed) -> None:
+                        # Called once the batch's request is prepared: the baton is taken
+                        # as late as possible, and follow-up requests need none.
+                        if hold:
+                            return
+                        hold.append(_Turn(baton, stop))
+                        with take:
+                            if handovers:
+                                handed.append(handovers.pop())
+                        if run.stop_reason is not None:  # the batch before ours stopped it
+                            raise _Skipped
+                        self.session.on_sent(handed[0].set if handed else None)
+
+                    def hand_over(hold: list[_Turn] = hold) -> None:
                         sent = threading.Event()
                         with take:
                             waits = lanes[0] > 1
                             if waits:
                                 handovers.append(sent)
-                        turn.release()
+                        hold[0].release()
                         if waits:
                             sent.wait(_HANDOVER_WAIT)
 
+                    self.session.before_send(take_turn)
                     self.session.on_good_reply(hand_over)
-                    self.session.on_sent(None if handed is None else handed.set)
                     try:
                         self._settle(batch, run, stop, client)
                     finally:
+                        self.session.before_send(None)
                         self.session.on_good_reply(None)
                         self.session.on_sent(None)
-                        turn.release()
-                        if handed is not None:
-                            handed.set()
+                        if hold:
+                            hold[0].release()
+                        if handed:
+                            handed[0].set()
             except BaseException as exc:  # re-raised in the calling thread
                 with take:
                     lanes[0] -= 1
+                    while handovers:
+                        handovers.pop().set()
                 errors.append(exc)
 
         other = threading.Thread(target=lane, args=(self._lane_client,),
@@ -715,6 +773,9 @@ class ArxivFetcher:
             confirmed_empty = False
             while ids:
                 reply = self._attempt(ids, client)
+                if reply.kind == "skipped":  # not sent, the run stopped: see _run_batches
+                    run.missing.update(dict.fromkeys(ids, run.stop_reason or "not attempted"))
+                    break
                 if reply.kind == "ok":
                     found, strays = self._match(reply.results, ids)
                     if not found and len(ids) > 1 and not confirmed_empty:
@@ -809,6 +870,8 @@ class ArxivFetcher:
             return _Reply("transient", f"connection failed ({type(exc).__name__})")
         except _Stopped:
             raise
+        except _Skipped:
+            return _Reply("skipped")
         except Exception as exc:  # the arxiv package's parser on a hostile feed
             detail = quote_untrusted(exc, 120)
             return _Reply("unreadable", f"a feed that cannot be read ({type(exc).__name__}: "

@@ -75,6 +75,11 @@ TOPICS_FIRST = 20
 MAX_REDIRECTS = 3
 #: Longest GitHub error message quoted in a failure (it is untrusted text).
 _MAX_MESSAGE = 200
+#: Longest the GraphQL loop waits for the next batch's query to be on the wire before it
+#: turns the answer in hand into records (see ``GithubFetcher._fetch_graphql``).
+_SEND_WAIT = 0.1
+#: httpcore's trace events (the ``trace`` request extension) for a request body written.
+_BODY_SENT = ("http11.send_request_body.complete", "http2.send_request_body.complete")
 
 _OWNER = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9]|-(?=[A-Za-z0-9])){0,38}")
 _REPO = re.compile(r"[A-Za-z0-9._-]{1,100}")
@@ -477,8 +482,14 @@ class GithubFetcher:
                     ahead = None
                     if (ans.status == 200 and n + 1 < len(batches)
                             and self._stop_message is None):
-                        ahead = asyncio.ensure_future(self._graphql_send(run, batches[n + 1]))
-                        await asyncio.sleep(0)  # let it reach the wire before the records
+                        # The records wait until the next query is on the wire: httpx
+                        # yields several times before it writes, and the records, run
+                        # in between, would delay every request by their time.
+                        sent = asyncio.get_running_loop().create_future()
+                        ahead = asyncio.ensure_future(
+                            self._graphql_send(run, batches[n + 1], sent))
+                        await asyncio.wait((ahead, sent), timeout=_SEND_WAIT,
+                                           return_when=asyncio.FIRST_COMPLETED)
                     fallback = self._graphql_records(run, batch, ans)
                     if run.on_batch is not None:
                         made = {k: run.result.records[k] for k, _ in batch
@@ -500,14 +511,15 @@ class GithubFetcher:
             if ahead is not None and not ahead.done():
                 ahead.cancel()
 
-    async def _graphql_send(self, run: _Run,
-                            batch: Sequence[tuple[str, tuple[str, str]]]) -> _Answer:
-        """The GraphQL query for ``batch``, sent until it gets an answer worth reading."""
+    async def _graphql_send(self, run: _Run, batch: Sequence[tuple[str, tuple[str, str]]],
+                            sent: asyncio.Future[None] | None = None) -> _Answer:
+        """The GraphQL query for ``batch``, sent until it gets an answer worth reading;
+        ``sent`` is resolved once the first attempt's body has been written."""
         query, variables = build_graphql_query([pair for _, pair in batch])
         body = json.dumps({"query": query, "variables": variables}).encode()
         return await self._exchange(run, "POST", self._graphql_url, content=body,
                                     headers={"Content-Type": "application/json"},
-                                    graphql=True, parse=_graphql_document)
+                                    graphql=True, parse=_graphql_document, sent=sent)
 
     def _graphql_records(self, run: _Run, batch: Sequence[tuple[str, tuple[str, str]]],
                          ans: _Answer) -> list[str]:
@@ -594,7 +606,8 @@ class GithubFetcher:
     async def _exchange(self, run: _Run, method: str, url: httpx.URL, *,
                         headers: Mapping[str, str] | None = None, content: bytes | None = None,
                         graphql: bool = False,
-                        parse: Callable[[_Answer], Any] | None = None) -> _Answer:
+                        parse: Callable[[_Answer], Any] | None = None,
+                        sent: asyncio.Future[None] | None = None) -> _Answer:
         """Send one request until it gets an answer worth interpreting.
 
         Retries connection errors, timeouts, transient statuses and garbage
@@ -609,7 +622,7 @@ class GithubFetcher:
         while True:
             await self._wait_gate()
             try:
-                ans = await self._send(run, method, url, headers, content)
+                ans = await self._send(run, method, url, headers, content, sent)
             except _TooLarge as exc:
                 raise FetchError(str(exc), url=str(url), transient=False) from None
             except httpx.InvalidURL:
@@ -656,8 +669,10 @@ class GithubFetcher:
             await asyncio.sleep(delay)
 
     async def _send(self, run: _Run, method: str, url: httpx.URL,
-                    headers: Mapping[str, str] | None, content: bytes | None) -> _Answer:
-        """One HTTP request with the body capped at ``http.max_bytes``."""
+                    headers: Mapping[str, str] | None, content: bytes | None,
+                    sent: asyncio.Future[None] | None = None) -> _Answer:
+        """One HTTP request with the body capped at ``http.max_bytes``; ``sent`` (if not
+        yet done) is resolved once the request body has been written."""
         if self._stop_message is not None:
             raise _Stopped
         hdrs = dict(self._headers)
@@ -669,8 +684,8 @@ class GithubFetcher:
         deadline = self._config.http.timeout * 3
         async with asyncio.timeout(deadline):
             async with self._client.stream(method, url, headers=hdrs, content=content,
-                                           timeout=self._timeout,
-                                           follow_redirects=False) as resp:
+                                           timeout=self._timeout, follow_redirects=False,
+                                           extensions=_on_sent(sent)) as resp:
                 declared = resp.headers.get("content-length")
                 if declared and declared.isdigit() and int(declared) > limit:
                     raise _TooLarge(f"GitHub answer larger than http.max_bytes ({limit} bytes)")
@@ -806,6 +821,19 @@ class GithubFetcher:
             msg = f"GitHub answered 401 without a token: {self._quote(ans.message())}"
         run.auth_error = msg
         return _AuthFailed(msg)
+
+
+def _on_sent(sent: asyncio.Future[None] | None) -> dict[str, Any] | None:
+    """Request extensions that resolve ``sent`` once the request body is written
+    (httpcore's documented ``trace`` extension), or None."""
+    if sent is None or sent.done():
+        return None
+
+    async def trace(event: str, info: dict[str, Any]) -> None:
+        if event in _BODY_SENT and not sent.done():
+            sent.set_result(None)
+
+    return {"trace": trace}
 
 
 def _graphql_document(ans: _Answer) -> dict[str, Any]:
