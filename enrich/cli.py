@@ -13,7 +13,8 @@ import gc
 import logging
 import os
 import sys
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
 from contextlib import ExitStack, suppress
 from datetime import UTC, datetime
 from pathlib import Path
@@ -208,6 +209,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .lock import RunLock
     from .models import FileReport, RunReport
     from .pipeline import Enricher, file_report, run_sync, source_info
+    from .store import Store
     from .textio import read_source
     from .write.markdown import strip_blocks
 
@@ -242,7 +244,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         return _dry_run(cfg, good, reports, bool(args.offline), bool(args.refresh))
 
     if good:
-        with RunLock(cfg.cache_path):
+        with RunLock(cfg.cache_path), ExitStack() as closing:
+            store = Store(cfg.cache_path)
+            closing.callback(store.close)
             with ExitStack() as stack:
                 progress = None
                 if not quiet and sys.stderr.isatty():
@@ -250,9 +254,14 @@ def cmd_run(args: argparse.Namespace) -> int:
                     progress.start([extract(text) + find_pages_links(text)
                                     for _, text, _ in good])
                 enricher = Enricher(cfg, offline=bool(args.offline), refresh=bool(args.refresh),
-                                    progress=progress.advance if progress else None)
+                                    progress=progress.advance if progress else None,
+                                    store=store)
                 # no event loop (nor asyncio) unless a request must be made
                 docs, res = run_sync(_enrich_all(enricher, good), loop_on_demand=True)
+            # Closing the cache (SQLite's optimize and checkpoint, ~20 ms, without the
+            # GIL) overlaps writing the outputs; the lock is released after both.
+            closer = _in_background(store.close, "enrich-cache-close")
+            closing.callback(closer.join)
             # The documents live until the end: keep the collections that writing the
             # outputs triggers from walking their records again (~0.02 s of a cold run).
             gc.freeze()
@@ -270,6 +279,20 @@ def cmd_run(args: argparse.Namespace) -> int:
     return RunReport(files=reports).exit_code
 
 
+def _in_background(work: Callable[[], object], name: str) -> threading.Thread:
+    """Start ``work`` on a thread of its own; an exception in it is logged, not lost."""
+
+    def run() -> None:
+        try:
+            work()
+        except Exception:
+            logging.getLogger("enrich").exception("%s failed", name)
+
+    thread = threading.Thread(target=run, name=name, daemon=True)
+    thread.start()
+    return thread
+
+
 async def _enrich_all(enricher: Enricher, good: list[tuple[Path, str, Any]]
                       ) -> tuple[list[EnrichedDocument], Resolution]:
     async with enricher:
@@ -278,27 +301,41 @@ async def _enrich_all(enricher: Enricher, good: list[tuple[Path, str, Any]]
 
 def _write_outputs(path: Path, text: str, doc: Any, formats: Sequence[str],
                    out_dir: Path | None, encoding: str) -> list[str]:
+    from concurrent.futures import Future, ThreadPoolExecutor
+
     from .write.atomic import write_atomic
 
+    # Each output is written (encoded, fsynced, renamed: mostly without the GIL) while
+    # the next one is rendered; it is still written only once the one before it has
+    # been, so a failure leaves the same outputs behind as writing one at a time would.
     written: list[str] = []
-    for fmt, target in output_paths(path, formats, out_dir).items():
-        if target.resolve() == path.resolve():
-            raise OSError(f"output {target} would overwrite the input")
-        _remove_stale_temporaries(target)
-        if fmt == "markdown":
-            from .write.markdown import render_markdown
+    writing: Future[None] | None = None
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="enrich-output") as writer:
+        for fmt, target in output_paths(path, formats, out_dir).items():
+            if target.resolve() == path.resolve():
+                raise OSError(f"output {target} would overwrite the input")
+            _remove_stale_temporaries(target)
+            options: dict[str, str] = {}
+            data: str | bytes
+            if fmt == "markdown":
+                from .write.markdown import render_markdown
 
-            write_atomic(target, render_markdown(text, doc), encoding=encoding,
-                         errors="xmlcharrefreplace")
-        elif fmt == "json":
-            from .write.json import render_json_bytes
+                data = render_markdown(text, doc)
+                options = {"encoding": encoding, "errors": "xmlcharrefreplace"}
+            elif fmt == "json":
+                from .write.json import render_json_bytes
 
-            write_atomic(target, render_json_bytes(doc))
-        else:
-            from .write.bib import render_bib
+                data = render_json_bytes(doc)
+            else:
+                from .write.bib import render_bib
 
-            write_atomic(target, render_bib(doc))
-        written.append(str(target))
+                data = render_bib(doc)
+            if writing is not None:
+                writing.result()  # raises the OSError of the write before
+            writing = writer.submit(write_atomic, target, data, **options)
+            written.append(str(target))
+        if writing is not None:
+            writing.result()
     return written
 
 

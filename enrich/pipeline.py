@@ -196,6 +196,8 @@ class Enricher:
     ``offline`` serves only from the cache; ``refresh`` ignores the TTLs and
     revalidates everything. The library never takes the CLI's run lock: the
     cache stays consistent under concurrent use through SQLite transactions.
+    ``store``, an open :class:`~enrich.store.Store`, is used instead of opening
+    ``config.cache_path``, and is left open on exit for its owner to close.
     """
 
     def __init__(
@@ -206,13 +208,17 @@ class Enricher:
         refresh: bool = False,
         progress: ProgressHook | None = None,
         now: Callable[[], datetime] = _utcnow,
+        store: Store | None = None,
     ) -> None:
         self.config = config if config is not None else Config.load()
         self.offline = offline
         self.refresh = refresh
         self._progress = progress
         self._now = now
-        self._store: Store | None = None
+        # A cache handed in stays the caller's to close; else one is opened on entry
+        # (config.cache_path) and closed on exit.
+        self._store: Store | None = store
+        self._own_store = store is None
         self._arxiv: ArxivFetcher | None = None
         self._github: GithubFetcher | None = None
         self._setup: dict[str, concurrent.futures.Future[Any]] = {}
@@ -243,7 +249,7 @@ class Enricher:
         if self._arxiv is not None:
             self._arxiv.close()
             self._arxiv = None
-        if self._store is not None:
+        if self._store is not None and self._own_store:
             self._store.close()
             self._store = None
 

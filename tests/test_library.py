@@ -67,6 +67,24 @@ def test_enrich_text_sync_and_async_share_the_cache(
     assert '"schema_version":1' in doc.model_dump_json()
 
 
+def test_a_cache_handed_to_the_enricher_stays_open_for_its_owner(
+        arxiv_server: FakeArxiv, github_server: FakeGitHub, tmp_path: Path) -> None:
+    from enrich.store import Store
+
+    arxiv_server.add_paper("2106.09685", title="LoRA: Low-Rank Adaptation")
+    cfg = _config(arxiv_server, github_server)
+    with Store(tmp_path / "mine.sqlite3") as store:
+        async def go() -> enrich.EnrichedDocument:
+            async with enrich.Enricher(cfg, store=store) as e:
+                return await e.enrich_text("https://arxiv.org/abs/2106.09685\n")
+
+        doc = asyncio.run(go())
+        assert doc.papers["2106.09685"].status == "ok"
+        # written to the store handed in, not to config.cache_path, and still open
+        assert set(store.get_papers(["2106.09685"])) == {"2106.09685"}
+    assert not Path(cfg.cache_path).exists()
+
+
 def test_paper_to_code_both_ways_and_linked_records_are_fetched(
         arxiv_server: FakeArxiv, github_server: FakeGitHub) -> None:
     arxiv_server.add_paper("2305.14314", title="QLoRA",
