@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_serializer
+from pydantic import BaseModel, ConfigDict, Field, field_serializer, model_serializer
 
 SCHEMA_VERSION = 1
 
@@ -152,6 +152,22 @@ class EnrichedDocument(BaseModel):
     papers: dict[str, Paper] = Field(default_factory=dict)
     repos: dict[str, Repo] = Field(default_factory=dict)
     errors: list[ErrorEntry] = Field(default_factory=_new_list)
+
+    @field_serializer("links", mode="plain", return_type=Any)
+    def _links_out(self, links: list[Link]) -> list[dict[str, Any]]:
+        """The links as :class:`Link` serialises each, in one loop: its serializer, a
+        Python call per link, was half of the JSON's time (4000 links: ~35 ms). The
+        JSON Schema of this field is restored by :func:`enrich.write.json.json_schema`."""
+        out: list[dict[str, Any]] = []
+        append = out.append
+        for link in links:
+            fields = dict(link.__dict__)  # the fields, in their order
+            if fields["kind"] != "arxiv":
+                del fields["version"]
+            if fields["via"] is None:
+                del fields["via"]
+            append(fields)
+        return out
 
 
 class SourceCounts(BaseModel):

@@ -13,6 +13,7 @@ import jsonschema  # type: ignore[import-untyped]
 import pytest
 
 import enrich.write.json as write_json
+from enrich.extract import extract
 from enrich.models import (
     STATUSES,
     EnrichedDocument,
@@ -121,6 +122,14 @@ def test_json_link_version_only_for_arxiv_and_via_only_when_set() -> None:
     assert "version" not in github and "via" not in github
     assert pages["via"] == "pages" and "version" not in pages
     assert list(arxiv) == ["kind", "id", "version", "text", "line", "column", "start", "end"]
+    # the document writes its links in one loop: exactly as each Link serialises itself,
+    # whether it was validated or built by the extractor's shortcut
+    doc = full_doc()
+    extracted = extract("see arXiv:2305.09781v3 and github.com/a/b\n")
+    doc = doc.model_copy(update={"links": [*doc.links, *extracted]})
+    assert json.loads(render_json(doc))["links"] == [
+        json.loads(lk.model_dump_json()) for lk in doc.links]
+    assert doc.model_dump()["links"] == [lk.model_dump() for lk in doc.links]
 
 
 def _link(**kw: Any) -> dict[str, Any]:

@@ -115,6 +115,12 @@ def json_schema() -> dict[str, Any]:
             _require_all(sub)
     _require_all(schema)
     defs["Link"] = _link_schema()
+    # EnrichedDocument serialises its links itself (one loop, as Link would each): its
+    # serializer says Any, the JSON is a list of Links
+    schema["properties"]["links"] = {
+        "items": {"$ref": "#/$defs/Link"}, "title": "Links", "type": "array"
+    }
+    schema["$defs"] = dict(sorted(defs.items()))  # pydantic's order, Link among them
     out: dict[str, Any] = {
         "$schema": SCHEMA_DIALECT,
         "title": "enrich enriched document",
