@@ -196,6 +196,34 @@ class _Turn:
             baton.release()
 
 
+class _Order:
+    """Turns taken in the order of tickets (see ``ArxivFetcher._run_batches``): a
+    ticket's turn comes once every earlier ticket has been passed on."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._next = 0
+        self._passed: set[int] = set()
+
+    def wait(self, ticket: int, stop: threading.Event) -> None:
+        with self._cond:
+            while self._next < ticket:
+                if stop.is_set():
+                    raise _Stopped
+                self._cond.wait(0.05)
+
+    def pass_on(self, ticket: int) -> None:
+        """Done with ``ticket`` (its turn taken, or never to be): later ones may go."""
+        with self._cond:
+            if ticket < self._next:
+                return
+            self._passed.add(ticket)
+            while self._next in self._passed:
+                self._passed.discard(self._next)
+                self._next += 1
+            self._cond.notify_all()
+
+
 _GATES: dict[str, _Gate] = {}
 _GATES_LOCK = threading.Lock()
 
@@ -677,9 +705,12 @@ class ArxivFetcher:
             return
         if self._lane_client is None:
             self._lane_client = self._make_client()
-        pending = iter(batches)
+        pending = enumerate(batches)
         take = threading.Lock()  # guards pending, handovers and lanes
         baton = threading.Lock()
+        # A lane takes its batch before it waits for the baton: batches take the baton in
+        # their order, whichever lane holds them.
+        order = _Order()
         errors: list[BaseException] = []
         # A lane that passes the baton on waits, before it parses, until the other lane
         # has sent its request (or has none to send): otherwise the parsing holds the
@@ -692,7 +723,7 @@ class ArxivFetcher:
             try:
                 while True:
                     with take:
-                        batch = next(pending, None)
+                        ticket, batch = next(pending, (-1, None))
                         if batch is None:
                             lanes[0] -= 1
                             while handovers:  # no request of ours will follow theirs
@@ -703,12 +734,17 @@ class ArxivFetcher:
                     handed: list[threading.Event] = []
 
                     def take_turn(hold: list[_Turn] = hold,
-                                  handed: list[threading.Event] = handed) -> None:
+                                  handed: list[threading.Event] = handed,
+                                  ticket: int = ticket) -> None:
                         # Called once the batch's request is prepared: the baton is taken
                         # as late as possible, and follow-up requests need none.
                         if hold:
                             return
-                        hold.append(_Turn(baton, stop))
+                        order.wait(ticket, stop)
+                        try:
+                            hold.append(_Turn(baton, stop))
+                        finally:
+                            order.pass_on(ticket)
                         with take:
                             if handovers:
                                 handed.append(handovers.pop())
@@ -734,6 +770,7 @@ class ArxivFetcher:
                         self.session.before_send(None)
                         self.session.on_good_reply(None)
                         self.session.on_sent(None)
+                        order.pass_on(ticket)  # a batch that sent nothing gives its turn up
                         if hold:
                             hold[0].release()
                         if handed:
