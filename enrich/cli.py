@@ -13,8 +13,7 @@ import gc
 import logging
 import os
 import sys
-import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from contextlib import ExitStack, suppress
 from datetime import UTC, datetime
 from pathlib import Path
@@ -208,7 +207,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .extract import extract, find_pages_links
     from .lock import RunLock
     from .models import FileReport, RunReport
-    from .pipeline import Enricher, file_report, run_sync, source_info
+    from .pipeline import Enricher, _in_thread, file_report, run_sync, source_info
     from .store import Store
     from .textio import read_source
     from .write.markdown import strip_blocks
@@ -260,8 +259,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                 docs, res = run_sync(_enrich_all(enricher, good), loop_on_demand=True)
             # Closing the cache (SQLite's optimize and checkpoint, ~20 ms, without the
             # GIL) overlaps writing the outputs; the lock is released after both.
-            closer = _in_background(store.close, "enrich-cache-close")
-            closing.callback(closer.join)
+            closing.callback(_in_thread(store.close).result)
             # The documents live until the end: keep the collections that writing the
             # outputs triggers from walking their records again (~0.02 s of a cold run).
             gc.freeze()
@@ -277,20 +275,6 @@ def cmd_run(args: argparse.Namespace) -> int:
                 reports.append(rep)
                 _summarise(rep, doc, quiet)
     return RunReport(files=reports).exit_code
-
-
-def _in_background(work: Callable[[], object], name: str) -> threading.Thread:
-    """Start ``work`` on a thread of its own; an exception in it is logged, not lost."""
-
-    def run() -> None:
-        try:
-            work()
-        except Exception:
-            logging.getLogger("enrich").exception("%s failed", name)
-
-    thread = threading.Thread(target=run, name=name, daemon=True)
-    thread.start()
-    return thread
 
 
 async def _enrich_all(enricher: Enricher, good: list[tuple[Path, str, Any]]

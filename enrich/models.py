@@ -49,12 +49,16 @@ class Link(BaseModel):
 
     @model_serializer(mode="wrap")
     def _drop_empty(self, handler: Any) -> dict[str, Any]:
-        data: dict[str, Any] = handler(self)
-        if self.kind != "arxiv":
-            data.pop("version", None)
-        if self.via is None:
-            data.pop("via", None)
-        return data
+        return _link_out(handler(self))
+
+
+def _link_out(data: dict[str, Any]) -> dict[str, Any]:
+    """A link's fields as written: ``version`` only for arXiv, ``via`` only when set."""
+    if data.get("kind") != "arxiv":
+        data.pop("version", None)
+    if data.get("via") is None:
+        data.pop("via", None)
+    return data
 
 
 class Record(BaseModel):
@@ -158,16 +162,7 @@ class EnrichedDocument(BaseModel):
         """The links as :class:`Link` serialises each, in one loop: its serializer, a
         Python call per link, was half of the JSON's time (4000 links: ~35 ms). The
         JSON Schema of this field is restored by :func:`enrich.write.json.json_schema`."""
-        out: list[dict[str, Any]] = []
-        append = out.append
-        for link in links:
-            fields = dict(link.__dict__)  # the fields, in their order
-            if fields["kind"] != "arxiv":
-                del fields["version"]
-            if fields["via"] is None:
-                del fields["via"]
-            append(fields)
-        return out
+        return [_link_out(dict(link.__dict__)) for link in links]  # fields in their order
 
 
 class SourceCounts(BaseModel):

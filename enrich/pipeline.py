@@ -605,7 +605,8 @@ def _tls_context() -> ssl.SSLContext:
 
 
 def _in_thread(fn: Callable[[], _T]) -> concurrent.futures.Future[_T]:
-    """``fn()`` on a new daemon thread (no event loop needed to start it)."""
+    """``fn()`` on a new daemon thread (no event loop needed to start it); its result or
+    exception comes back through the future."""
     import concurrent.futures
 
     done: concurrent.futures.Future[_T] = concurrent.futures.Future()
@@ -616,7 +617,7 @@ def _in_thread(fn: Callable[[], _T]) -> concurrent.futures.Future[_T]:
         except BaseException as exc:  # handed to whoever awaits it
             done.set_exception(exc)
 
-    threading.Thread(target=run, name=f"enrich-setup-{fn.__name__}", daemon=True).start()
+    threading.Thread(target=run, name=f"enrich-{fn.__name__}", daemon=True).start()
     return done
 
 
