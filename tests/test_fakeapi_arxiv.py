@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
 import arxiv
@@ -199,3 +202,25 @@ def test_fake_search_query_filters_minimally(arxiv_server: FakeArxiv) -> None:
     _fill(arxiv_server)
     feed = _feed.parse(_get(arxiv_server, search_query="ti:newer").content)
     assert [r.title for r in feed.results] == ["Newer paper"]
+
+
+def test_fake_block_fault_holds_the_answer_until_the_event_is_set(
+        arxiv_server: FakeArxiv) -> None:
+    _fill(arxiv_server)
+    release = threading.Event()
+    arxiv_server.faults.add("query", "block", event=release)
+    with ThreadPoolExecutor(1) as pool:
+        answer = pool.submit(_get, arxiv_server, id_list="2305.09781")
+        deadline = time.monotonic() + 5
+        while arxiv_server.count("query") < 1 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert arxiv_server.count("query") == 1
+        assert not answer.done() and arxiv_server.requests[0].ended is None
+        release.set()
+        assert answer.result(timeout=5).status_code == 200
+    logged = arxiv_server.requests[0]
+    assert logged.fault == "block"
+    deadline = time.monotonic() + 5  # the handler notes the end just after the last write
+    while logged.ended is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert logged.ended is not None and logged.ended >= logged.time

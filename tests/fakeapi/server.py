@@ -13,9 +13,11 @@ exactly which request misbehaves::
     srv.faults.add("query", "drip", interval=0.1, seconds=30)  # slowloris: a byte at a time
     srv.faults.add("*", "redirect")            # 301 to the same URL (a loop while queued)
     srv.faults.add("*", "redirect", headers={"Location": "http://elsewhere/x"})
+    srv.faults.add("query", "block", event=ev)  # holds the answer until ``ev.set()``
 
-Every request is logged (endpoint, method, path, query, headers, credential)
-in ``srv.requests``; ``srv.count(endpoint=None, credential=None)`` counts them.
+Every request is logged (endpoint, method, path, query, headers, credential, the time it
+came in and the time its answer was done) in ``srv.requests``;
+``srv.count(endpoint=None, credential=None)`` counts them.
 ``latency`` (seconds): every answer leaves that long after its request came in
 (the fake's own work included), for benchmarks.
 """
@@ -36,7 +38,7 @@ from urllib.parse import parse_qs, urlsplit
 
 @dataclass
 class Fault:
-    kind: str  # status | reset | hang | garbage | truncate | slow | huge | drip | redirect
+    kind: str  # status | reset | hang | garbage | truncate | slow | block | huge | drip | redirect
     status: int = 500
     headers: dict[str, str] = field(default_factory=dict)
     body: bytes = b""
@@ -49,6 +51,9 @@ class Fault:
     """``drip``: seconds between bytes (default 0.1)."""
     whole: bool = False
     """``drip``: drip the status line and headers too, not only the body."""
+    event: threading.Event | None = None
+    """``block``: the answer waits until this event is set (at most ``seconds``, default
+    30), then goes out normally. Synchronises a test with a request in flight, no sleep."""
 
 
 class FaultQueue:
@@ -95,6 +100,8 @@ class LoggedRequest:
     time: float
     fault: str | None = None
     """The kind of fault this request was answered with, if any."""
+    ended: float | None = None
+    """``time.time()`` when the handler was done with the request (None while in flight)."""
 
 
 class FakeServer(ThreadingHTTPServer):
@@ -206,11 +213,14 @@ class FakeHandler(BaseHTTPRequestHandler):
             srv._answering += 1
             srv.peak_answering = max(srv.peak_answering, srv._answering)
             srv.client_ports.add(int(self.client_address[1]))
+        self._logged: LoggedRequest | None = None
         try:
             self._answer(method)
         finally:
             with srv._log_lock:
                 srv._answering -= 1
+                if self._logged is not None:
+                    self._logged.ended = time.time()
 
     def _answer(self, method: str) -> None:
         parts = urlsplit(self.path)
@@ -224,6 +234,7 @@ class FakeHandler(BaseHTTPRequestHandler):
         endpoint = self.endpoint_of(method, parts.path)
         logged = LoggedRequest(endpoint, method, parts.path, query, dict(self.headers),
                                self.credential_of(), body, time.time())
+        self._logged = logged
         self.server.log(logged)
         # The answer leaves ``latency`` after the request came in, however long the
         # fake took to build it: an API that answers in 50 ms, not 50 ms plus our work.
@@ -274,6 +285,11 @@ class FakeHandler(BaseHTTPRequestHandler):
             return True
         if fault.kind == "slow":
             time.sleep(fault.seconds)
+            return False
+        if fault.kind == "block":
+            if fault.event is None:
+                raise ValueError("a 'block' fault needs event=threading.Event()")
+            fault.event.wait(fault.seconds or 30.0)
             return False
         if fault.kind == "huge":
             self._send_huge(fault)
