@@ -4,6 +4,8 @@ GitHub Pages links, star trends."""
 from __future__ import annotations
 
 import asyncio
+import threading
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -270,24 +272,40 @@ def test_batches_are_cached_as_they_arrive(
     cfg = _config(arxiv_server, github_server)
     cfg.arxiv.batch_size = cfg.github.batch_size = 1
     cfg.token = "tok"
+    release = threading.Event()
     for srv, endpoint in ((arxiv_server, "query"), (github_server, "graphql")):
         srv.faults.add(endpoint, "slow", times=2, seconds=0.0)
-        srv.faults.add(endpoint, "slow", seconds=1.5)  # the third batch takes its time
+        srv.faults.add(endpoint, "block", event=release)  # the third batch waits for us
     text = " ".join(f"arXiv:{p} github.com/{n}" for p, n in zip(ids, names, strict=True))
     seen: dict[str, set[str]] = {}
+
+    def cached() -> dict[str, set[str]]:
+        if not Path(cfg.cache_path).exists():
+            return {"papers": set(), "repos": set()}
+        con = sqlite3.connect(f"file:{cfg.cache_path}?mode=ro", uri=True)
+        try:
+            return {"papers": {r[0] for r in con.execute("SELECT id FROM papers")},
+                    "repos": {r[0] for r in con.execute("SELECT key FROM repos")}}
+        except sqlite3.OperationalError:  # the tables are not there yet
+            return {"papers": set(), "repos": set()}
+        finally:
+            con.close()
 
     async def go() -> enrich.EnrichedDocument:
         async with enrich.Enricher(cfg) as e:
             task = asyncio.ensure_future(e.enrich_text(text))
-            while arxiv_server.count("query") < 3 or github_server.count("graphql") < 3:
-                await asyncio.sleep(0.02)
-            await asyncio.sleep(0.3)  # the third answers are 1.2 s away
-            con = sqlite3.connect(cfg.cache_path)
             try:
-                seen["papers"] = {r[0] for r in con.execute("SELECT id FROM papers")}
-                seen["repos"] = {r[0] for r in con.execute("SELECT key FROM repos")}
+                # the third requests are held by the fakes: the first two batches can
+                # reach the cache, the third cannot until ``release`` is set
+                deadline = time.monotonic() + 10
+                while time.monotonic() < deadline and not task.done():
+                    seen.update(cached())
+                    if (arxiv_server.count("query") >= 3 and github_server.count("graphql") >= 3
+                            and len(seen["papers"]) >= 2 and len(seen["repos"]) >= 2):
+                        break
+                    await asyncio.sleep(0.02)
             finally:
-                con.close()
+                release.set()
             return await task
 
     doc = asyncio.run(go())
