@@ -593,21 +593,27 @@ def test_canonical_arxiv_id_of_bare_ids(
     assert canonical_arxiv_id(value) == expected
 
 
-SAMPLE = Path(__file__).resolve().parents[2] / "shared" / "samples"
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 
-def test_extract_matches_the_users_sample_log_contract() -> None:
-    # The user's real log lives beside the project (never copied into it).
-    log, expected_file = SAMPLE / "000.txt", SAMPLE / "000.expected.json"
-    if not log.exists() or not expected_file.exists():
-        pytest.skip("the shared sample log is not beside this checkout")
+def test_extract_matches_the_mixed_log_fixture() -> None:
+    # A log in the style of the user's (mixed Chinese and English, arXiv links in many
+    # forms, GitHub URLs with paths and fragments, images, badges and pages that are not
+    # links), with the ids it holds written down by hand beside it.
+    log, expected_file = FIXTURES / "mixed-log.txt", FIXTURES / "mixed-log.expected.json"
     expected = json.loads(expected_file.read_text(encoding="utf-8"))
-    links = extract(log.read_text(encoding="utf-8"))
+    text = log.read_text(encoding="utf-8")
+    links = extract(text)
     assert sorted({k.id for k in links if k.kind == "arxiv"}) == expected["arxiv"]
     assert sorted({k.id for k in links if k.kind == "github"}) == expected["github"]
-    assert sorted((k.kind, k.id, k.line) for k in links) == sorted(
+    assert [(k.kind, k.id, k.line) for k in links] == [
         (o["kind"], o["id"], o["line"]) for o in expected["occurrences"]
-    )
+    ]
+    for k in links:
+        assert text[k.start : k.end] == k.text
+    for non_link in expected["not_links"]:  # each is in the text, and no link is inside it
+        at = text.index(non_link)
+        assert not any(at <= k.start < at + len(non_link) for k in links), non_link
 
 
 @pytest.mark.parametrize(
