@@ -283,6 +283,7 @@ def queue_faults(srv: FakeArxiv | FakeGitHub, menu: dict[str, dict[str, Any]],
     return plan
 
 
+@pytest.mark.slow
 def test_every_fault_mixed_at_random_loses_nothing(
         tmp_path: Path, arxiv_server: FakeArxiv, github_server: FakeGitHub,
         monkeypatch: pytest.MonkeyPatch) -> None:
@@ -404,6 +405,7 @@ def test_responses_over_10_mb_are_refused_at_max_bytes(
     assert w.github.count() <= N_REPOS
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("whole", [False, True], ids=["body", "headers-and-body"])
 def test_slowloris_is_cut_by_a_total_deadline(
         cached: tuple[World, dict[tuple[str, str], tuple[str, Any]]], whole: bool) -> None:

@@ -156,6 +156,7 @@ def _wait(cond: Any, timeout: float) -> bool:
 # -- kill -9 ----------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_twenty_kill_9_at_random_points_lose_nothing(night: Night) -> None:
     """kill -9 at random delays: during start-up, fetching, cache writes and (one kill in
     five aimed there) output writes."""

@@ -245,8 +245,8 @@ def test_the_exit_status_is_the_worst_of_the_files(
 # -- interruption --------------------------------------------------------------------------
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("slow_api", ["github", "arxiv"])
+@pytest.mark.parametrize(
+    "slow_api", ["github", pytest.param("arxiv", marks=pytest.mark.slow)])
 def test_sigint_mid_fetch_exits_130_and_frees_the_lock(
         tmp_path: Path, log: Path, arxiv_server: FakeArxiv, github_server: FakeGitHub,
         slow_api: str) -> None:

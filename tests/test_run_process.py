@@ -86,6 +86,7 @@ def test_kill_9_mid_run_leaves_no_partial_output_and_a_usable_cache(
     assert _integrity(db) == "ok"
 
 
+@pytest.mark.slow
 def test_two_runs_at_once_one_exits_75_and_the_other_finishes(
     setup: tuple[Path, Path], github_server: FakeGitHub, tmp_path: Path
 ) -> None:
