@@ -7,6 +7,7 @@
     doc = enrich.enrich_text(text)               # sync convenience -> EnrichedDocument
     async with enrich.Enricher(config) as e:     # async, shares one cache and client
         doc = await e.enrich_text(text)
+    report = enrich.run_files(paths, config)     # what `enrich run` does, lock included
     doc.model_dump_json()                        # the JSON of spec section 5
     enrich.render_markdown(text, doc)            # the markdown of spec section 5
     config = enrich.Config.load("config.yaml")
@@ -35,6 +36,7 @@ from .models import EnrichedDocument, Link, Paper, Repo, RunReport
 
 if TYPE_CHECKING:
     from .pipeline import Enricher, enrich_text
+    from .run import run_files
     from .write.markdown import render_markdown
 
 __all__ = [
@@ -56,12 +58,14 @@ __all__ = [
     "enrich_text",
     "extract",
     "render_markdown",
+    "run_files",
 ]
 
 _LAZY = {
     "Enricher": ("pipeline", "Enricher"),
     "enrich_text": ("pipeline", "enrich_text"),
     "render_markdown": ("write.markdown", "render_markdown"),
+    "run_files": ("run", "run_files"),
 }
 
 

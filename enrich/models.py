@@ -183,6 +183,8 @@ class FileReport(BaseModel):
     repos: SourceCounts = Field(default_factory=SourceCounts)
     outputs: list[str] = Field(default_factory=_new_list)
     error: str | None = None
+    errors: list[ErrorEntry] = Field(default_factory=_new_list)
+    """The records that could not be served current, with why."""
 
 
 class RunReport(BaseModel):

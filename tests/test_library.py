@@ -32,7 +32,7 @@ def test_public_surface_is_locked() -> None:
         "CacheError", "CacheLockedError", "Config", "ConfigError", "EnrichError",
         "EnrichedDocument", "Enricher", "FetchError", "InputError", "Link", "Paper",
         "RateLimitedError", "Repo", "RunReport", "__version__", "enrich_text", "extract",
-        "render_markdown"}
+        "render_markdown", "run_files"}
     for name in enrich.__all__:
         assert getattr(enrich, name) is not None
     for err in ("CacheError", "ConfigError", "InputError", "FetchError", "CacheLockedError",

@@ -6,7 +6,7 @@ cache. Fetchers never raise for a single id's failure: they report it.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Generic, TypeVar
@@ -15,10 +15,10 @@ from ..models import Paper, Repo
 
 R = TypeVar("R", Paper, Repo)
 
-#: Called with a batch's records (id -> record) as soon as they are made, in the event
-#: loop's thread, so that the caller can cache them while later batches are fetched.
-#: The same records are in the :class:`FetchResult` at the end.
-BatchHook = Callable[[dict[str, R]], None]
+#: Awaited with each batch's records (id -> record) as soon as they are made, so that
+#: the pipeline caches them while later batches are fetched. The same records are in
+#: the :class:`FetchResult` at the end.
+OnBatch = Callable[[dict[str, R]], Awaitable[None]]
 
 
 @dataclass

@@ -36,7 +36,6 @@ import json
 import logging
 import random
 import re
-import ssl
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -46,12 +45,13 @@ from urllib.parse import quote
 
 import httpx
 from pydantic import ValidationError
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type
 
 from .._version import USER_AGENT
 from ..config import Config
 from ..errors import FetchError
 from ..models import Repo
-from . import BatchHook, FetchResult
+from . import FetchResult, OnBatch
 from .policy import (
     GRAPHQL_RATE_LIMIT_TYPES,
     RateLimit,
@@ -75,12 +75,6 @@ TOPICS_FIRST = 20
 MAX_REDIRECTS = 3
 #: Longest GitHub error message quoted in a failure (it is untrusted text).
 _MAX_MESSAGE = 200
-#: Longest the GraphQL loop waits for the next batch's query to be on the wire before it
-#: turns the answer in hand into records (see ``GithubFetcher._fetch_graphql``).
-_SEND_WAIT = 0.1
-#: httpcore's trace events (the ``trace`` request extension) for a request body written.
-_BODY_SENT = ("http11.send_request_body.complete", "http2.send_request_body.complete")
-
 _OWNER = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9]|-(?=[A-Za-z0-9])){0,38}")
 _REPO = re.compile(r"[A-Za-z0-9._-]{1,100}")
 _TOO_LONG = re.compile(_OWNER.pattern + r"/[A-Za-z0-9._-]{101,}")
@@ -154,6 +148,20 @@ class _Stopped(Exception):
     """A rate limit (or the wait budget) has stopped GitHub fetching for this run."""
 
 
+class _Transient(Exception):
+    """An attempt worth repeating (tenacity's retry predicate)."""
+
+    def __init__(self, message: str, status: int | None = None, *,
+                 unreachable: bool = False) -> None:
+        super().__init__(message)
+        self.status = status
+        self.unreachable = unreachable
+
+
+class _Throttled(_Transient):
+    """A rate-limit answer already waited for (or the run stopped): repeat at once."""
+
+
 class _AuthFailed(Exception):
     """The token was rejected (401): no further request is worth sending."""
 
@@ -213,6 +221,14 @@ def _error_dicts(doc: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 @dataclass
+class _Tries:
+    """One request's tries so far: transient failures, and rate-limit answers."""
+
+    failures: int = 0
+    limited: int = 0
+
+
+@dataclass
 class _Run:
     """State of one :meth:`GithubFetcher.fetch` call shared by its concurrent requests."""
 
@@ -220,7 +236,7 @@ class _Run:
     secondary_streak: int = 0
     auth_error: str | None = None
     done: set[str] = field(default_factory=set)
-    on_batch: BatchHook[Repo] | None = None
+    on_batch: OnBatch[Repo] | None = None
 
 
 class GithubFetcher:
@@ -236,8 +252,7 @@ class GithubFetcher:
     #: seconds and our clock may run a little ahead of GitHub's.
     reset_margin: float = 1.0
 
-    def __init__(self, config: Config, client: httpx.AsyncClient | None = None, *,
-                 tls: ssl.SSLContext | None = None):
+    def __init__(self, config: Config, client: httpx.AsyncClient | None = None):
         self._config = config
         secret = config.token
         self._token: str | None = secret.get_secret_value() if secret is not None else None
@@ -253,11 +268,8 @@ class GithubFetcher:
             "X-GitHub-Api-Version": API_VERSION,
         }
         self._owns_client = client is None
-        # ``tls``: a context from :func:`enrich.fetch.tls.tls_context`, built ahead on a
-        # worker thread (loading the CA bundle is most of what building the client costs).
         self._client = client if client is not None else httpx.AsyncClient(
-            timeout=self._timeout, follow_redirects=False, headers=self._headers,
-            verify=tls if tls is not None else True)
+            timeout=self._timeout, follow_redirects=False, headers=self._headers)
         self._budget = WaitBudget(config.github.max_wait)
         self._resume_at = 0.0  # monotonic time before which no request is sent
         self._stop_message: str | None = None
@@ -297,7 +309,7 @@ class GithubFetcher:
 
     async def fetch(self, keys: Sequence[str], etags: Mapping[str, str] | None = None, *,
                     refresh: bool = False,
-                    on_batch: BatchHook[Repo] | None = None) -> FetchResult[Repo]:
+                    on_batch: OnBatch[Repo] | None = None) -> FetchResult[Repo]:
         """Fetch ``keys`` (lower-case ``owner/repo``); never raises for one key's failure.
 
         ``etags`` are the cached ETags of *this* fetcher's credential (REST mode
@@ -458,68 +470,42 @@ class GithubFetcher:
     # -- GraphQL ---------------------------------------------------------------------
 
     async def _fetch_graphql(self, run: _Run, wanted: Mapping[str, tuple[str, str]]) -> None:
-        """One query per batch, one at a time; while a good answer is turned into
-        records, the next batch's query is already on the wire (the answer's rate-limit
-        headers were checked first, so a throttled run sends nothing more)."""
+        """One query per batch, one at a time (GitHub asks for serial requests)."""
         items = list(wanted.items())
         size = self._config.github.batch_size
-        batches = [items[n:n + size] for n in range(0, len(items), size)]
-        ahead: asyncio.Future[_Answer] | None = None
-        try:
-            for n, batch in enumerate(batches):
-                if ahead is None and self._stop_message is not None:
-                    self._mark_missing(run, [k for k, _ in batch])
-                    continue
-                if ahead is None and run.auth_error is not None:
-                    for key, _ in batch:
-                        run.result.failed[key] = run.auth_error
-                    continue
-                try:
-                    if ahead is not None:
-                        ans = await ahead
-                    else:
-                        ans = await self._graphql_send(run, batch)
-                    ahead = None
-                    if (ans.status == 200 and n + 1 < len(batches)
-                            and self._stop_message is None):
-                        # The records wait until the next query is on the wire: httpx
-                        # yields several times before it writes, and the records, run
-                        # in between, would delay every request by their time.
-                        sent = asyncio.get_running_loop().create_future()
-                        ahead = asyncio.ensure_future(
-                            self._graphql_send(run, batches[n + 1], sent))
-                        await asyncio.wait((ahead, sent), timeout=_SEND_WAIT,
-                                           return_when=asyncio.FIRST_COMPLETED)
-                    fallback = self._graphql_records(run, batch, ans)
-                    if run.on_batch is not None:
-                        made = {k: run.result.records[k] for k, _ in batch
-                                if k in run.result.records}
-                        if made:
-                            run.on_batch(made)
-                except _Stopped:
-                    self._mark_missing(run, [k for k, _ in batch])
-                    continue
-                except (_AuthFailed, FetchError) as exc:
-                    for key, _ in batch:
-                        run.result.failed[key] = str(exc)
-                    continue
-                if fallback:
-                    if ahead is not None:  # one request at a time: let it land first
-                        await asyncio.wait([ahead])
-                    await self._fetch_rest(run, {k: wanted[k] for k in fallback}, {})
-        finally:
-            if ahead is not None and not ahead.done():
-                ahead.cancel()
+        for batch in (items[n:n + size] for n in range(0, len(items), size)):
+            if self._stop_message is not None:
+                self._mark_missing(run, [k for k, _ in batch])
+                continue
+            if run.auth_error is not None:
+                for key, _ in batch:
+                    run.result.failed[key] = run.auth_error
+                continue
+            try:
+                ans = await self._graphql_send(run, batch)
+                fallback = self._graphql_records(run, batch, ans)
+            except _Stopped:
+                self._mark_missing(run, [k for k, _ in batch])
+                continue
+            except (_AuthFailed, FetchError) as exc:
+                for key, _ in batch:
+                    run.result.failed[key] = str(exc)
+                continue
+            if run.on_batch is not None:
+                made = {k: run.result.records[k] for k, _ in batch if k in run.result.records}
+                if made:
+                    await run.on_batch(made)
+            if fallback:
+                await self._fetch_rest(run, {k: wanted[k] for k in fallback}, {})
 
-    async def _graphql_send(self, run: _Run, batch: Sequence[tuple[str, tuple[str, str]]],
-                            sent: asyncio.Future[None] | None = None) -> _Answer:
-        """The GraphQL query for ``batch``, sent until it gets an answer worth reading;
-        ``sent`` is resolved once the first attempt's body has been written."""
+    async def _graphql_send(self, run: _Run, batch: Sequence[tuple[str, tuple[str, str]]]
+                            ) -> _Answer:
+        """The GraphQL query for ``batch``, sent until it gets an answer worth reading."""
         query, variables = build_graphql_query([pair for _, pair in batch])
         body = json.dumps({"query": query, "variables": variables}).encode()
         return await self._exchange(run, "POST", self._graphql_url, content=body,
                                     headers={"Content-Type": "application/json"},
-                                    graphql=True, parse=_graphql_document, sent=sent)
+                                    graphql=True, parse=_graphql_document)
 
     def _graphql_records(self, run: _Run, batch: Sequence[tuple[str, tuple[str, str]]],
                          ans: _Answer) -> list[str]:
@@ -606,73 +592,86 @@ class GithubFetcher:
     async def _exchange(self, run: _Run, method: str, url: httpx.URL, *,
                         headers: Mapping[str, str] | None = None, content: bytes | None = None,
                         graphql: bool = False,
-                        parse: Callable[[_Answer], Any] | None = None,
-                        sent: asyncio.Future[None] | None = None) -> _Answer:
+                        parse: Callable[[_Answer], Any] | None = None) -> _Answer:
         """Send one request until it gets an answer worth interpreting.
 
-        Retries connection errors, timeouts, transient statuses and garbage
-        bodies (``parse`` raising :class:`_Garbage` on a 200; its value lands in
-        ``parsed``) up to ``http.max_retries`` times with jittered exponential
-        backoff; waits out rate limits within the budget (or stops the run);
-        returns anything else (200, 304, redirects, 4xx) to the caller.
+        tenacity repeats :meth:`_attempt` while it raises :class:`_Transient`
+        (connection errors, timeouts, transient statuses, garbage bodies: ``parse``
+        raising :class:`_Garbage` on a 200; its value lands in ``parsed``) up to
+        ``http.max_retries`` times with jittered exponential backoff; a rate limit is
+        waited out within the budget (or stops the run) and does not count as a
+        failure. Anything else (200, 304, redirects, 4xx) goes back to the caller.
         """
         cfg = self._config.http
-        failures = 0
-        limited = 0
-        while True:
-            await self._wait_gate()
+        tries = _Tries()
+
+        def wait(state: RetryCallState) -> float:
+            exc = state.outcome.exception() if state.outcome is not None else None
+            if isinstance(exc, _Throttled):
+                return 0.0  # the pause is taken by _wait_gate before the next attempt
+            return backoff(tries.failures - 1, cfg.backoff, cfg.backoff_max, self._rng)
+
+        retrying = AsyncRetrying(
+            retry=retry_if_exception_type(_Transient), wait=wait, reraise=True,
+            stop=lambda _state: tries.failures > cfg.max_retries,
+            before_sleep=lambda state: logger.debug(
+                "github %s %s: %s; retry %d", method, self._quote(url.path, 300),
+                state.outcome.exception() if state.outcome else "", tries.failures))
+        try:
+            async for attempt in retrying:
+                with attempt:
+                    return await self._attempt(run, tries, method, url, headers, content,
+                                               graphql, parse)
+        except _Transient as exc:
+            if exc.unreachable:
+                # Nothing listens (no network, DNS down): every other repository would
+                # wait out the same retries. Stop GitHub for this run; the cache serves
+                # the rest as stale, or they are missing.
+                self._stop(f"cannot connect to {url.host} ({exc})", None,
+                           primary=False, over_budget=False)
+            raise FetchError(f"GitHub request failed after {tries.failures} attempts: {exc}",
+                             url=str(url), status=exc.status, attempt=tries.failures) from None
+        raise AssertionError("unreachable: tenacity returns or raises")  # pragma: no cover
+
+    async def _attempt(self, run: _Run, tries: _Tries, method: str, url: httpx.URL,
+                       headers: Mapping[str, str] | None, content: bytes | None,
+                       graphql: bool, parse: Callable[[_Answer], Any] | None) -> _Answer:
+        """One try; raises :class:`_Transient` (or :class:`_Throttled`) to be repeated."""
+        await self._wait_gate()
+        try:
+            ans = await self._send(run, method, url, headers, content)
+        except _TooLarge as exc:
+            raise FetchError(str(exc), url=str(url), transient=False) from None
+        except httpx.InvalidURL:
+            # httpx builds the next request of any redirect, followed or not, and
+            # fails on a Location that is no URL (``javascript:...``)
+            raise FetchError(f"GitHub answered {method} {url.host} with a redirect to "
+                             "an unusable Location", url=str(url), transient=False) from None
+        except (httpx.RequestError, TimeoutError) as exc:
+            tries.failures += 1
+            raise _Transient(f"{type(exc).__name__} talking to {url.host}",
+                             unreachable=isinstance(exc, httpx.ConnectError)) from None
+        self._note_quota(ans)
+        verdict = self._rate_limit_of(ans, graphql)
+        if verdict is not None:
+            tries.limited += 1
+            self._pause_for(run, verdict, ans, tries.limited)
+            raise _Throttled(f"HTTP {ans.status} rate limit from {url.host}", ans.status)
+        run.secondary_streak = 0
+        if is_transient(ans.status):
+            tries.failures += 1
+            raise _Transient(f"HTTP {ans.status} from {url.host}", ans.status)
+        if ans.status == 200 and parse is not None:
             try:
-                ans = await self._send(run, method, url, headers, content, sent)
-            except _TooLarge as exc:
-                raise FetchError(str(exc), url=str(url), transient=False) from None
-            except httpx.InvalidURL:
-                # httpx builds the next request of any redirect, followed or not, and
-                # fails on a Location that is no URL (``javascript:...``)
-                raise FetchError(f"GitHub answered {method} {url.host} with a redirect to "
-                                 "an unusable Location", url=str(url), transient=False) from None
-            except (httpx.RequestError, TimeoutError) as exc:
-                problem = f"{type(exc).__name__} talking to {url.host}"
-                status = None
-                unreachable = isinstance(exc, httpx.ConnectError)
-            else:
-                unreachable = False
-                self._note_quota(ans)
-                verdict = self._rate_limit_of(ans, graphql)
-                if verdict is not None:
-                    limited += 1
-                    self._pause_for(run, verdict, ans, limited)
-                    continue
-                run.secondary_streak = 0
-                problem, status = "", ans.status
-                if is_transient(ans.status):
-                    problem = f"HTTP {ans.status} from {url.host}"
-                elif ans.status == 200 and parse is not None:
-                    try:
-                        ans.parsed = parse(ans)
-                    except _Garbage as exc:
-                        problem = f"{exc} from {url.host}"
-                if not problem:
-                    return ans
-            failures += 1
-            if failures > cfg.max_retries:
-                if unreachable:
-                    # Nothing listens (no network, DNS down): every other repository
-                    # would wait out the same retries. Stop GitHub for this run; the
-                    # cache serves the rest as stale, or they are missing.
-                    self._stop(f"cannot connect to {url.host} ({problem})", None,
-                               primary=False, over_budget=False)
-                raise FetchError(f"GitHub request failed after {failures} attempts: {problem}",
-                                 url=str(url), status=status, attempt=failures)
-            delay = backoff(failures - 1, cfg.backoff, cfg.backoff_max, self._rng)
-            logger.debug("github %s %s: %s; retry %d in %.2fs", method,
-                         self._quote(url.path, 300), problem, failures, delay)
-            await asyncio.sleep(delay)
+                ans.parsed = parse(ans)
+            except _Garbage as exc:
+                tries.failures += 1
+                raise _Transient(f"{exc} from {url.host}", ans.status) from None
+        return ans
 
     async def _send(self, run: _Run, method: str, url: httpx.URL,
-                    headers: Mapping[str, str] | None, content: bytes | None,
-                    sent: asyncio.Future[None] | None = None) -> _Answer:
-        """One HTTP request with the body capped at ``http.max_bytes``; ``sent`` (if not
-        yet done) is resolved once the request body has been written."""
+                    headers: Mapping[str, str] | None, content: bytes | None) -> _Answer:
+        """One HTTP request with the body capped at ``http.max_bytes``."""
         if self._stop_message is not None:
             raise _Stopped
         hdrs = dict(self._headers)
@@ -684,8 +683,8 @@ class GithubFetcher:
         deadline = self._config.http.timeout * 3
         async with asyncio.timeout(deadline):
             async with self._client.stream(method, url, headers=hdrs, content=content,
-                                           timeout=self._timeout, follow_redirects=False,
-                                           extensions=_on_sent(sent)) as resp:
+                                           timeout=self._timeout,
+                                           follow_redirects=False) as resp:
                 declared = resp.headers.get("content-length")
                 if declared and declared.isdigit() and int(declared) > limit:
                     raise _TooLarge(f"GitHub answer larger than http.max_bytes ({limit} bytes)")
@@ -821,19 +820,6 @@ class GithubFetcher:
             msg = f"GitHub answered 401 without a token: {self._quote(ans.message())}"
         run.auth_error = msg
         return _AuthFailed(msg)
-
-
-def _on_sent(sent: asyncio.Future[None] | None) -> dict[str, Any] | None:
-    """Request extensions that resolve ``sent`` once the request body is written
-    (httpcore's documented ``trace`` extension), or None."""
-    if sent is None or sent.done():
-        return None
-
-    async def trace(event: str, info: dict[str, Any]) -> None:
-        if event in _BODY_SENT and not sent.done():
-            sent.set_result(None)
-
-    return {"trace": trace}
 
 
 def _graphql_document(ans: _Answer) -> dict[str, Any]:

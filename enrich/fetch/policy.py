@@ -16,10 +16,13 @@ import math
 import random
 import time
 import unicodedata
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+from typing import Any
+
+from tenacity import RetryCallState
 
 #: Statuses worth another try (after a wait).
 TRANSIENT_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
@@ -202,3 +205,40 @@ def github_rate_limit(status: int, headers: Mapping[str, str], message: str | No
         return RateLimit(primary=primary, wait=max(0.0, reset.timestamp() - now), reset_at=reset,
                          until_reset=True)
     return RateLimit(primary=primary, wait=None, reset_at=reset)
+
+
+# -- tenacity's wait ---------------------------------------------------------------------
+
+
+class BackoffOrRetryAfter:
+    """A tenacity ``wait``: what the last answer asked for (``retry_after_of`` its result
+    or exception: a ``Retry-After``, say), else :func:`backoff` by attempt number.
+
+    :meth:`too_long` is the matching ``stop``: an answer asking for more than ``cap`` is
+    not waited for (arXiv throttles for hours at times: that is for the next run).
+    """
+
+    def __init__(self, base: float, cap: float,
+                 retry_after_of: Callable[[Any], float | None],
+                 rng: random.Random | None = None) -> None:
+        self.base = base
+        self.cap = cap
+        self.retry_after_of = retry_after_of
+        self.rng = rng
+
+    def asked(self, state: RetryCallState) -> float | None:
+        outcome = state.outcome
+        if outcome is None:
+            return None
+        value = outcome.exception() if outcome.failed else outcome.result()
+        return self.retry_after_of(value)
+
+    def __call__(self, state: RetryCallState) -> float:
+        asked = self.asked(state)
+        if asked is not None:
+            return asked
+        return backoff(state.attempt_number - 1, self.base, self.cap, self.rng)
+
+    def too_long(self, state: RetryCallState) -> bool:
+        asked = self.asked(state)
+        return asked is not None and asked > self.cap

@@ -1,0 +1,201 @@
+"""What ``enrich run`` does, as one library call: :func:`run_files`.
+
+It reads the files, takes the run lock, runs the pipeline once for all of them (the
+union of their ids is fetched once) and writes each file's outputs atomically.
+:func:`plan_files` is ``--dry-run``: the same reading and the same planner, with no
+request, no write and no lock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import glob
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from os import PathLike
+from pathlib import Path
+
+from .config import Config
+from .document import Resolution, file_report, source_info
+from .errors import ConfigError, InputError
+from .lock import RunLock
+from .models import EnrichedDocument, FileReport, RunReport, SourceInfo
+from .pipeline import Enricher, Plan, Progress
+from .store import Store
+from .textio import read_source
+from .write import atomic
+from .write.markdown import strip_blocks
+
+#: ``enrich run --format`` names, and the file each output goes to.
+OUTPUT_NAMES = {"markdown": "{stem}.enriched.md", "json": "{stem}.enriched.json",
+                "bib": "{stem}.bib"}
+#: A temporary output file older than this is a leftover of a killed run, not a write
+#: in progress (writes take milliseconds).
+STALE_TEMPORARY = 600.0
+
+OnReport = Callable[[FileReport], None]
+"""Called with each file's report as soon as it is known (an unreadable file's at
+once, the others' once their outputs are written)."""
+
+
+@dataclass
+class _Input:
+    path: Path
+    text: str
+    """The log's text, with any earlier enrich blocks taken out."""
+    source: SourceInfo
+    encoding: str
+
+
+@dataclass
+class FilePlan:
+    """What ``--dry-run`` found: the inputs' reports (errors only) and the plan."""
+
+    files: list[FileReport] = field(default_factory=list)
+    readable: int = 0
+    plan: Plan = field(default_factory=Plan)
+    cache_exists: bool = False
+
+
+def output_paths(path: Path, formats: Sequence[str], out_dir: Path | None) -> dict[str, Path]:
+    """``logs/000.txt`` -> ``logs/000.enriched.md`` / ``.enriched.json`` / ``000.bib``."""
+    folder = out_dir if out_dir is not None else path.parent
+    return {fmt: folder / OUTPUT_NAMES[fmt].format(stem=path.stem) for fmt in formats}
+
+
+def run_files(paths: Sequence[str | PathLike[str]], config: Config | None = None, *,
+              formats: Sequence[str] | None = None, out_dir: str | PathLike[str] | None = None,
+              offline: bool = False, refresh: bool = False, progress: Progress | None = None,
+              on_report: OnReport | None = None) -> RunReport:
+    """Enrich log files: what ``enrich run`` does, lock included.
+
+    Writes ``STEM.enriched.md``/``.enriched.json`` (or ``formats``) beside each input
+    or in ``out_dir``. A file that cannot be read, or whose outputs cannot be written,
+    gets exit code 2 in its report and the others go on. Raises
+    :class:`~enrich.errors.CacheLockedError` when another run holds the lock, and
+    :class:`~enrich.errors.CacheError` when the cache cannot be used.
+    """
+    cfg = config if config is not None else Config.load()
+    fmts = list(formats) if formats is not None else list(cfg.output.formats)
+    folder = _out_dir(out_dir)
+    reports: list[FileReport] = []
+    inputs = _read_inputs(paths, reports, on_report)
+    if not inputs:
+        return RunReport(files=reports)
+    with RunLock(cfg.cache_path), Store(cfg.cache_path) as store:
+        enricher = Enricher(cfg, offline=offline, refresh=refresh, store=store,
+                            progress=progress.advance if progress else None,
+                            on_total=progress.add_total if progress else None)
+        docs, res = asyncio.run(_enrich(enricher, inputs))
+        for item, doc in zip(inputs, docs, strict=True):
+            rep = file_report(str(item.path), doc, res, offline=offline)
+            rep.errors = list(doc.errors)
+            try:
+                rep.outputs = write_outputs(item, doc, fmts, folder)
+            except OSError as exc:
+                rep.exit_code = 2
+                rep.error = f"{item.path}: cannot write outputs: {exc.strerror or exc}"
+            reports.append(rep)
+            if on_report is not None:
+                on_report(rep)
+    return RunReport(files=reports, requests=dict(enricher.requests))
+
+
+def plan_files(paths: Sequence[str | PathLike[str]], config: Config | None = None, *,
+               offline: bool = False, refresh: bool = False,
+               on_report: OnReport | None = None) -> FilePlan:
+    """``enrich run --dry-run``: what a run would do; no request, no write, no lock."""
+    cfg = config if config is not None else Config.load()
+    out = FilePlan()
+    inputs = _read_inputs(paths, out.files, on_report)
+    out.readable = len(inputs)
+    out.cache_exists = cfg.cache_path.exists()
+    store = Store(cfg.cache_path, readonly=True) if out.cache_exists else None
+    try:
+        out.plan = Enricher(cfg, offline=offline, refresh=refresh).plan(
+            [item.text for item in inputs], store)
+    finally:
+        if store is not None:
+            store.close()
+    return out
+
+
+async def _enrich(enricher: Enricher, inputs: list[_Input]
+                  ) -> tuple[list[EnrichedDocument], Resolution]:
+    async with enricher:
+        docs, res = await enricher.enrich_many_resolved([(i.text, i.source) for i in inputs])
+    return docs, res
+
+
+def _out_dir(out_dir: str | PathLike[str] | None) -> Path | None:
+    if out_dir is None:
+        return None
+    folder = Path(out_dir)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"cannot create output folder: {exc.strerror}",
+                          source=str(folder)) from None
+    return folder
+
+
+def _read_inputs(paths: Sequence[str | PathLike[str]], reports: list[FileReport],
+                 on_report: OnReport | None) -> list[_Input]:
+    inputs: list[_Input] = []
+    for name in paths:
+        path = Path(name)
+        try:
+            text, raw, encoding = read_source(path)
+        except InputError as exc:
+            rep = FileReport(path=str(path), exit_code=2, error=str(exc))
+            reports.append(rep)
+            if on_report is not None:
+                on_report(rep)
+            continue
+        inputs.append(_Input(path, strip_blocks(text), source_info(path.name, raw), encoding))
+    return inputs
+
+
+def write_outputs(item: _Input, doc: EnrichedDocument, formats: Sequence[str],
+                  out_dir: Path | None) -> list[str]:
+    """Render and write each output, one after the other (each atomically)."""
+    written: list[str] = []
+    for fmt, target in output_paths(item.path, formats, out_dir).items():
+        if target.resolve() == item.path.resolve():
+            raise OSError(f"output {target} would overwrite the input")
+        remove_stale_temporaries(target)
+        if fmt == "markdown":
+            from .write.markdown import render_markdown
+
+            atomic.write_atomic(target, render_markdown(item.text, doc), encoding=item.encoding,
+                         errors="xmlcharrefreplace")
+        elif fmt == "json":
+            from .write.json import render_json_bytes
+
+            atomic.write_atomic(target, render_json_bytes(doc))
+        else:
+            from .write.bib import render_bib
+
+            atomic.write_atomic(target, render_bib(doc))
+        written.append(str(target))
+    return written
+
+
+def remove_stale_temporaries(target: Path) -> None:
+    """Remove ``.NAME.*.tmp`` files a killed run left beside ``target``.
+
+    A ``kill -9`` between the creation of the temporary file and its rename leaves it
+    behind (hidden, never the output itself); a nightly job would collect them for years.
+    """
+    try:
+        candidates = list(target.parent.glob(f".{glob.escape(target.name)}.*.tmp"))
+    except OSError:
+        return
+    now = time.time()
+    for tmp in candidates:
+        try:
+            if now - tmp.lstat().st_mtime > STALE_TEMPORARY:
+                tmp.unlink()
+        except OSError:
+            continue
