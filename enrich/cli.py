@@ -12,13 +12,12 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
-from datetime import datetime
-from typing import Any, TextIO
+from typing import Any
 
 from ._version import __version__
 from .config import Config
 from .errors import CacheError, CacheLockedError, ConfigError, EnrichError, InputError
-from .models import FileReport, Link
+from .models import FileReport
 
 EXIT_OK = 0
 EXIT_PARTIAL = 1
@@ -184,20 +183,10 @@ def _summariser(quiet: bool) -> Any:
 
 
 def _print_plan(cfg: Config, found: Any) -> None:
-    out = sys.stdout
     print(f"plan for {found.readable} file(s), cache {cfg.cache_path}"
-          + ("" if found.cache_exists else " (does not exist yet)"), file=out)
-    plan = found.plan
-    for name, sp in (("arXiv", plan.arxiv), ("GitHub", plan.github)):
-        print(f"  {name}: {sp.found} found, {sp.fresh} fresh in cache, {sp.revalidate} to "
-              f"revalidate, {sp.fetch} to fetch -> {sp.requests} {sp.request_kind}", file=out)
-    if plan.page_candidates:
-        print(f"  GitHub Pages: {plan.page_candidates} OWNER.github.io/REPO candidates "
-              "(counted above)", file=out)
-    for name, sp, what in (("arXiv", plan.arxiv, "papers"), ("GitHub", plan.github, "repos")):
-        if sp.linked_more:
-            print(f"  cross-links: up to {sp.linked_more} more {what} named by the records "
-                  f"-> up to {sp.linked_requests} more {name} requests", file=out)
+          + ("" if found.cache_exists else " (does not exist yet)"))
+    for line in found.plan.lines():
+        print(f"  {line}")
 
 
 class _Progress:
@@ -233,107 +222,49 @@ class _Progress:
         self._p.stop()
 
 
-# -- extract -------------------------------------------------------------------------------
+# -- extract, cache, trends ----------------------------------------------------------------
+
+
+def _print_lines(lines: Sequence[str]) -> None:
+    sys.stdout.write("".join(f"{line}\n" for line in lines))
 
 
 def cmd_extract(args: argparse.Namespace) -> int:
-    import json
-
-    from .commands import extract_file
+    from .commands import extract_file, links_json, links_table
 
     links = extract_file(args.file)
-    out = sys.stdout
-    if args.json:
-        data = {
-            "links": [lk.model_dump(mode="json") for lk in links],
-            "arxiv": sorted({lk.id for lk in links if lk.kind == "arxiv"}),
-            "github": sorted({lk.id for lk in links if lk.kind == "github"}),
-        }
-        out.write(json.dumps(data, ensure_ascii=False, indent=2) + "\n")
-        return EXIT_OK
-    _print_table(links, out)
+    _print_lines([links_json(links)] if args.json else links_table(links))
     return EXIT_OK
 
 
-def _print_table(links: Sequence[Link], out: TextIO) -> None:
-    if not links:
-        print("no links found", file=out)
-        return
-    rows = [(f"{lk.line}:{lk.column}", lk.kind, lk.id, lk.version or "", lk.text) for lk in links]
-    heads = ("LINE:COL", "KIND", "ID", "VER", "AS WRITTEN")
-    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(heads[:-1])]
-    fmt = "  ".join(f"{{:<{w}}}" for w in widths) + "  {}"
-    print(fmt.format(*heads), file=out)
-    for r in rows:
-        print(fmt.format(*r), file=out)
-    n_a = len({lk.id for lk in links if lk.kind == "arxiv"})
-    n_g = len({lk.id for lk in links if lk.kind == "github"})
-    print(f"{len(links)} links: {n_a} arXiv papers, {n_g} GitHub repositories", file=out)
-
-
-# -- cache ---------------------------------------------------------------------------------
-
-
 def cmd_cache(args: argparse.Namespace) -> int:
-    from .commands import cache_clear, cache_prune, cache_stats
+    from .commands import cache_clear, cache_prune, cache_stats, stats_lines
 
     cfg = _load_config(args)
     path = cfg.cache_path
     if args.action == "stats":
         stats = cache_stats(cfg)
-        if stats is None:
-            print(f"cache {path}: does not exist yet")
-            return EXIT_OK
-        print(f"cache {path}")
-        _print_stats(stats, "  ")
+        _print_lines([f"cache {path}: does not exist yet"] if stats is None
+                     else [f"cache {path}", *stats_lines(stats, "  ")])
     elif args.action == "clear":
         removed, reason = cache_clear(cfg)
-        if reason is None:
-            print(f"cache {path}: cleared")
-        else:
-            print(f"cache {path}: unusable ({reason}); removed " + ", ".join(removed))
+        _print_lines([f"cache {path}: cleared" if reason is None else
+                      f"cache {path}: unusable ({reason}); removed " + ", ".join(removed)])
     else:
         pruned = cache_prune(cfg)
-        print(f"cache {path}: pruned " + ", ".join(f"{v} {k}" for k, v in pruned.items()))
+        _print_lines([f"cache {path}: pruned "
+                      + ", ".join(f"{v} {k}" for k, v in pruned.items())])
     return EXIT_OK
-
-
-def _print_stats(stats: dict[str, Any], indent: str) -> None:
-    for key, value in stats.items():
-        if isinstance(value, dict):
-            print(f"{indent}{key}:")
-            _print_stats(value, indent + "  ")
-        elif isinstance(value, datetime):
-            print(f"{indent}{key}: {value.isoformat(timespec='seconds')}")
-        else:
-            print(f"{indent}{key}: {value}")
-
-
-# -- trends --------------------------------------------------------------------------------
 
 
 def cmd_trends(args: argparse.Namespace) -> int:
-    from .commands import star_trends
+    from .commands import star_trends, trends_table
 
     cfg = _load_config(args)
     rows = star_trends(args.file, cfg)
-    if rows is None:
-        print(f"cache {cfg.cache_path} does not exist yet: run `enrich run` first")
-        return EXIT_OK
-    print(f"{'REPOSITORY':<50} {'STARS':>9} {'WEEK':>8} {'MONTH':>8}  HISTORY")
-    for row in rows:
-        t = row.trend
-        print(f"{row.name:<50} {_num(row.stars):>9} {_signed(t.week):>8} {_signed(t.month):>8}"
-              f"  {t.sparkline or ''}")
+    _print_lines([f"cache {cfg.cache_path} does not exist yet: run `enrich run` first"]
+                 if rows is None else trends_table(rows))
     return EXIT_OK
-
-
-def _num(n: int | None) -> str:
-    return "-" if n is None else f"{n:,}"
-
-
-def _signed(n: int | None) -> str:
-    return "-" if n is None else f"{n:+,}"
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from os import PathLike
@@ -83,3 +85,58 @@ def star_trends(path: str | PathLike[str], config: Config) -> list[TrendRow] | N
     rows.sort(key=lambda r: (-(r.trend.week if r.trend.week is not None else -(10**12)),
                              r.name.lower()))
     return rows
+
+
+def trends_table(rows: list[TrendRow]) -> list[str]:
+    """The ``enrich trends`` table."""
+    lines = [f"{'REPOSITORY':<50} {'STARS':>9} {'WEEK':>8} {'MONTH':>8}  HISTORY"]
+    for row in rows:
+        t = row.trend
+        lines.append(f"{row.name:<50} {_num(row.stars):>9} {_signed(t.week):>8} "
+                     f"{_signed(t.month):>8}  {t.sparkline or ''}")
+    return lines
+
+
+def _num(n: int | None) -> str:
+    return "-" if n is None else f"{n:,}"
+
+
+def _signed(n: int | None) -> str:
+    return "-" if n is None else f"{n:+,}"
+
+
+def links_json(links: Sequence[Link]) -> str:
+    """``enrich extract --json``: the links, and the sorted unique ids of each kind."""
+    return json.dumps({
+        "links": [lk.model_dump(mode="json") for lk in links],
+        "arxiv": sorted({lk.id for lk in links if lk.kind == "arxiv"}),
+        "github": sorted({lk.id for lk in links if lk.kind == "github"}),
+    }, ensure_ascii=False, indent=2)
+
+
+def links_table(links: Sequence[Link]) -> list[str]:
+    """The ``enrich extract`` table: where each link is, what it is, as written."""
+    if not links:
+        return ["no links found"]
+    rows = [(f"{lk.line}:{lk.column}", lk.kind, lk.id, lk.version or "", lk.text) for lk in links]
+    heads = ("LINE:COL", "KIND", "ID", "VER", "AS WRITTEN")
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(heads[:-1])]
+    fmt = "  ".join(f"{{:<{w}}}" for w in widths) + "  {}"
+    n_a = len({lk.id for lk in links if lk.kind == "arxiv"})
+    n_g = len({lk.id for lk in links if lk.kind == "github"})
+    return [fmt.format(*heads), *(fmt.format(*r) for r in rows),
+            f"{len(links)} links: {n_a} arXiv papers, {n_g} GitHub repositories"]
+
+
+def stats_lines(stats: dict[str, Any], indent: str = "") -> list[str]:
+    """``enrich cache stats``: one line per figure, nested sections indented."""
+    lines = []
+    for key, value in stats.items():
+        if isinstance(value, dict):
+            lines.append(f"{indent}{key}:")
+            lines += stats_lines(value, indent + "  ")
+        elif isinstance(value, datetime):
+            lines.append(f"{indent}{key}: {value.isoformat(timespec='seconds')}")
+        else:
+            lines.append(f"{indent}{key}: {value}")
+    return lines

@@ -31,16 +31,10 @@ extended without touching the matching code.
 
 from __future__ import annotations
 
-import gc
 import logging
 import re
-from collections import deque
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from itertools import repeat
+from collections.abc import Callable
 from typing import Any
-
-from pydantic import BaseModel
 
 from .models import Link
 
@@ -576,79 +570,6 @@ def _find_pages(text: str, low: bytes, out: list[_Found]) -> None:
 # ---------------------------------------------------------------- Link objects
 
 
-def _link_parts() -> tuple[Any, ...]:
-    """What it takes to build a :class:`Link` without validating it.
-
-    Extraction builds one Link per occurrence (a hundred thousand in a big
-    log) from values it has already checked. pydantic's validation costs
-    about 8 µs a Link on a small machine and ``model_construct`` more, which
-    alone would halve the throughput; setting the instance's ``__dict__`` and
-    the three BaseModel slots (what ``model_construct`` does at its end)
-    costs a fraction. The slots are set through their descriptors. One
-    fields-set is shared: every Link has all its fields set, Link is frozen,
-    and pydantic copies the set before changing it (``model_copy``).
-
-    The shortcut is checked here against a validated Link; should pydantic's
-    internals ever differ, the parts are None and Links are validated.
-    """
-    slots = vars(BaseModel)
-    values: dict[str, Any] = {
-        "kind": "arxiv", "id": "2305.09781", "version": "v2",
-        "text": "arXiv:2305.09781v2", "line": 1, "column": 1, "start": 0, "end": 18,
-        "via": None,
-    }  # fmt: skip
-    try:
-        parts = (
-            object.__new__,
-            object.__setattr__,
-            slots["__pydantic_fields_set__"].__set__,
-            slots["__pydantic_extra__"].__set__,
-            slots["__pydantic_private__"].__set__,
-            set(Link.model_fields),
-        )
-        new, set_dict, set_fields, set_extra, set_private, fields = parts
-        probe = new(Link)
-        set_dict(probe, "__dict__", dict(values))
-        set_fields(probe, fields)
-        set_extra(probe, None)
-        set_private(probe, None)
-        ref = Link(**values)
-        if (
-            probe == ref
-            and probe.model_dump_json() == ref.model_dump_json()
-            and repr(probe) == repr(ref)
-            and hash(probe) == hash(ref)
-            and not getattr(Link, "__pydantic_post_init__", None)
-        ):
-            return parts
-    except Exception:  # pragma: no cover - depends on pydantic's internals
-        log.debug("fast Link construction unavailable", exc_info=True)
-    return (None,) * 6  # pragma: no cover
-
-
-_LINK_PARTS = _link_parts()
-#: Runs an iterator to its end, keeping nothing.
-_exhaust: Callable[[Iterator[Any]], None] = deque(maxlen=0).extend
-
-
-@contextmanager
-def _gc_paused() -> Iterator[None]:
-    """Pause the cyclic garbage collector while a big text is scanned.
-
-    Extraction creates hundreds of thousands of small long-lived objects
-    (found tuples, Links); the collections they trigger, each walking every
-    object built so far, cost as much as building them. None of them forms a
-    cycle, so nothing is left behind for the collector.
-    """
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
-
-
 def _links(text: str, finders: tuple[_Finder, ...], via: str | None) -> list[Link]:
     """Run the finders over the text, a chunk at a time (see :data:`_CHUNK`),
     and turn each chunk's finds into Links while the chunk is still in the
@@ -731,21 +652,8 @@ def _place(
 
 
 def _make_links(values: list[dict[str, Any]], links: list[Link]) -> None:
-    """Append a Link for each dict of field values to ``links``.
-
-    The steps of :func:`_link_parts` are run as ``map`` loops over the
-    whole chunk, in C: a call per step and link, but no bytecode."""
-    new, set_dict, set_fields, set_extra, set_private, fields = _LINK_PARTS
-    if new is None:  # pragma: no cover - pydantic internals changed
-        links.extend(map(Link.model_validate, values))
-        return
-    k = len(values)
-    made = list(map(new, repeat(Link, k)))
-    _exhaust(map(set_dict, made, repeat("__dict__", k), values))
-    _exhaust(map(set_fields, made, repeat(fields, k)))
-    _exhaust(map(set_extra, made, repeat(None, k)))
-    _exhaust(map(set_private, made, repeat(None, k)))
-    links.extend(made)
+    """Append a Link for each dict of field values to ``links``."""
+    links.extend(map(Link.model_validate, values))
 
 
 # -------------------------------------------------------------------- public
@@ -759,8 +667,7 @@ def extract(text: str) -> list[Link]:
     """
     if not text:
         return []
-    with _gc_paused():
-        return _links(text, (_find_arxiv, _find_arxiv_mirrors, _find_github), None)
+    return _links(text, (_find_arxiv, _find_arxiv_mirrors, _find_github), None)
 
 
 def find_pages_links(text: str) -> list[Link]:
@@ -774,5 +681,4 @@ def find_pages_links(text: str) -> list[Link]:
     """
     if not text:
         return []
-    with _gc_paused():
-        return _links(text, (_find_pages,), "pages")
+    return _links(text, (_find_pages,), "pages")

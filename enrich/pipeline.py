@@ -117,6 +117,21 @@ class Plan:
     github: SourcePlan = field(default_factory=SourcePlan)
     page_candidates: int = 0
 
+    def lines(self) -> list[str]:
+        """The plan as ``--dry-run`` prints it."""
+        out = [f"{name}: {sp.found} found, {sp.fresh} fresh in cache, {sp.revalidate} to "
+               f"revalidate, {sp.fetch} to fetch -> {sp.requests} {sp.request_kind}"
+               for name, sp in (("arXiv", self.arxiv), ("GitHub", self.github))]
+        if self.page_candidates:
+            out.append(f"GitHub Pages: {self.page_candidates} OWNER.github.io/REPO "
+                       "candidates (counted above)")
+        for name, sp, what in (("arXiv", self.arxiv, "papers"),
+                               ("GitHub", self.github, "repos")):
+            if sp.linked_more:
+                out.append(f"cross-links: up to {sp.linked_more} more {what} named by the "
+                           f"records -> up to {sp.linked_requests} more {name} requests")
+        return out
+
 
 class Enricher:
     """Enrich texts with arXiv and GitHub metadata, sharing one cache and one client.

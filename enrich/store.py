@@ -61,7 +61,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Generic, Literal, TypeVar
+from typing import Any, Generic, TypeVar
 
 from pydantic import ValidationError
 
@@ -526,27 +526,6 @@ class Store:
                 (credential, json.dumps(wanted)),
             ).fetchall()
         return self._load(Repo, rows)
-
-    def all_fresh(self, table: Literal["papers", "repos"], keys: Iterable[str], now: datetime,
-                  *, ttl: float, not_found_ttl: float) -> bool:
-        """Whether every key (normalised) is cached and younger than its TTL, as
-        :meth:`Cached.is_fresh` tells, from the stored times alone (no record is read):
-        whether a run could be served from the cache. The stored times have whole
-        microseconds: an age within a microsecond of the TTL may be judged either way.
-        """
-        normalise = paper_key if table == "papers" else repo_key
-        wanted = sorted({normalise(k) for k in keys})
-        if not wanted:
-            return True
-        column = "id" if table == "papers" else "key"
-        with self._read() as conn:
-            fresh = conn.execute(
-                f"SELECT count(*) FROM json_each(?) AS w JOIN {table} AS t "
-                f"ON t.{column} = w.value WHERE t.fetched_at > "
-                "(CASE WHEN t.status = 'not_found' THEN ? ELSE ? END)",
-                (json.dumps(wanted), _ago(now, not_found_ttl), _ago(now, ttl)),
-            ).fetchone()[0]
-        return int(fresh) == len(wanted)
 
     def _load(self, model: type[R], rows: Iterable[tuple[str, str, str, str | None]]
               ) -> dict[str, Cached[R]]:

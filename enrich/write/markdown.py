@@ -35,12 +35,10 @@ import bisect
 import functools
 import itertools
 import logging
-import operator
 import re
 import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 from urllib.parse import quote
@@ -498,8 +496,8 @@ def summary_lines(
     ``labels`` and ``names`` hold the linked titles and names that :func:`paper_line` and
     :func:`repo_line` made for this document (each record's is the same here), if any.
     """
-    labels = {} if labels is None else labels
-    names = {} if names is None else names
+    labels = labels or {}
+    names = names or {}
     paper_keys, repo_keys = _ordered_keys(doc)
     if not paper_keys and not repo_keys:
         return []
@@ -514,112 +512,71 @@ def summary_lines(
         _row("", "Paper / repository", "Authors / stars", "Licence", "Status"),
         _row(*["---"] * 5),
     ]
-    # _row inlined (one row per record): a cell is " text " or, when empty, " "
-    papers, repos = doc.papers, doc.repos
-    for key in paper_keys:
-        paper = papers.get(key)
-        if paper is not None and (p := paper.__dict__)["status"] in ("ok", "stale"):
-            label = labels.get(key)
-            if label is None:
-                label = _link(p["title"] or f"arXiv:{key}", arxiv_url(key), TITLE_LIMIT)
-            who = _short_authors(p["authors"])
-            status = "ok" if p["status"] == "ok" else _status_note("stale", paper, "arXiv")
-        else:
-            url = arxiv_url(key) if paper is None or paper.status != "not_found" else None
-            label = _link(f"arXiv:{key}", url, TITLE_LIMIT)
-            who = ""
-            status = _cell_status(paper, "arXiv")
-        rows.append(
-            f"| {PAPER_ICON} |{f' {label} ' if label else ' '}|"
-            f"{f' {who} ' if who else ' '}| | {status} |"
-        )
-    for key in repo_keys:
-        repo = repos.get(key)
-        stars = lic = ""
-        if repo is not None and (r := repo.__dict__)["status"] in ("ok", "stale"):
-            stars = f"★ {r['stars']:,}" if r["stars"] is not None else ""
-            lic = _licence(r) or ""
-        name = names.get(key)
-        if name is None:
-            name = _repo_name_link(key, repo)
-        rows.append(
-            f"| {REPO_ICON} |{f' {name} ' if name else ' '}|"
-            f"{f' {stars} ' if stars else ' '}|{f' {lic} ' if lic else ' '}|"
-            f" {_cell_status(repo, 'GitHub')} |"
-        )
+    rows += [_paper_row(key, doc.papers.get(key), labels) for key in paper_keys]
+    rows += [_repo_row(key, doc.repos.get(key), names) for key in repo_keys]
     return rows
+
+
+def _paper_row(key: str, paper: Paper | None, labels: dict[str, str]) -> str:
+    if paper is not None and paper.status in ("ok", "stale"):
+        label = labels.get(key) or _link(paper.title or f"arXiv:{key}", arxiv_url(key),
+                                         TITLE_LIMIT)
+        who = _short_authors(paper.authors)
+        status = "ok" if paper.status == "ok" else _status_note("stale", paper, "arXiv")
+    else:
+        url = arxiv_url(key) if paper is None or paper.status != "not_found" else None
+        label, who = _link(f"arXiv:{key}", url, TITLE_LIMIT), ""
+        status = _cell_status(paper, "arXiv")
+    return _row(PAPER_ICON, label, who, "", status)
+
+
+def _repo_row(key: str, repo: Repo | None, names: dict[str, str]) -> str:
+    stars = lic = ""
+    if repo is not None and repo.status in ("ok", "stale"):
+        stars = f"★ {repo.stars:,}" if repo.stars is not None else ""
+        lic = _licence(repo.__dict__) or ""
+    name = names.get(key) or _repo_name_link(key, repo)
+    return _row(REPO_ICON, name, stars, lic, _cell_status(repo, "GitHub"))
 
 
 # --- rendering ----------------------------------------------------------------------------
 
 
-@dataclass
-class _LineItems:
-    """Distinct records on one line, in order of first appearance, with versions seen."""
-
-    order: list[tuple[str, str]] = field(default_factory=list)
-    versions: dict[str, list[str]] = field(default_factory=dict)
-
-    @classmethod
-    def of(cls, links: Iterable[dict[str, Any]]) -> _LineItems:
-        """The records of links (their fields, see :func:`_items_by_line`) in this order."""
-        items = cls()
-        order, versions = items.order, items.versions
-        for f in links:
-            kind, ident, version = f["kind"], f["id"], f["version"]
-            key = (kind, ident)
-            if key not in order:
-                order.append(key)
-            if kind == "arxiv" and version:
-                seen = versions.setdefault(ident, [])
-                if version not in seen:
-                    seen.append(version)
-        return items
-
-
-def _line_index(link: dict[str, Any], text: str, starts: Sequence[int]) -> int | None:
-    """0-based line of a link (its fields): from its offsets when they match the text,
-    else its line."""
-    start: int = link["start"]
-    line: int = link["line"]
-    if 0 <= start < len(text) and text[start : link["end"]] == link["text"]:
-        return bisect.bisect_right(starts, start) - 1
-    if 1 <= line <= len(starts):
-        return line - 1
-    logger.warning(
-        "link %s %s at line %d is outside the text; not annotated", link["kind"], link["id"], line
-    )
-    return None
-
-
-def _items_by_line(
-    text: str, starts: Sequence[int], links: Iterable[Link]
-) -> dict[int, list[dict[str, Any]]]:
-    """The links on each line (their fields: see :func:`_licence`) in order of offsets;
-    ``starts`` are the offsets of the lines' first characters.
-
-    A list per line, not an object per link: every container a render keeps alive
-    counts towards the garbage collector's next collection, and a full collection goes
-    through every object of the process (the document's records and links included).
-    """
-    by_line: dict[int, list[dict[str, Any]]] = {}
-    n, bisect_right = len(text), bisect.bisect_right
-    # sorted by (start, end) in two stable sorts: int keys, no tuple per link
-    ordered = sorted([link.__dict__ for link in links], key=operator.itemgetter("end"))
-    ordered.sort(key=operator.itemgetter("start"))
-    for f in ordered:
-        start = f["start"]
-        if 0 <= start < n and text[start : f["end"]] == f["text"]:  # _line_index, inlined
-            idx: int | None = bisect_right(starts, start) - 1
+def _links_by_line(text: str, starts: Sequence[int], links: Iterable[Link]
+                   ) -> dict[int, list[Link]]:
+    """The links on each line (0-based), in order of offsets; ``starts`` are the offsets
+    of the lines' first characters. A link is placed by its offsets when they match the
+    text, else by its line number."""
+    by_line: dict[int, list[Link]] = {}
+    for link in sorted(links, key=lambda lk: (lk.start, lk.end)):
+        if 0 <= link.start < len(text) and text[link.start:link.end] == link.text:
+            idx = bisect.bisect_right(starts, link.start) - 1
+        elif 1 <= link.line <= len(starts):
+            idx = link.line - 1
         else:
-            idx = _line_index(f, text, starts)
-        if idx is not None:
-            on_line = by_line.get(idx)
-            if on_line is None:
-                by_line[idx] = [f]
-            else:
-                on_line.append(f)
+            logger.warning("link %s %s at line %d is outside the text; not annotated",
+                           link.kind, link.id, link.line)
+            continue
+        by_line.setdefault(idx, []).append(link)
     return by_line
+
+
+def _block(links: list[Link], doc: EnrichedDocument, labels: dict[str, str],
+           names: dict[str, str]) -> list[str]:
+    """The block of one line: a bullet per distinct record, in order of first mention."""
+    versions: dict[str, list[str]] = {}
+    for lk in links:
+        if lk.kind == "arxiv" and lk.version and lk.version not in versions.get(lk.id, []):
+            versions.setdefault(lk.id, []).append(lk.version)
+    block = [BLOCK_START]
+    for kind, key in dict.fromkeys((lk.kind, lk.id) for lk in links):
+        if kind == "arxiv":
+            block.append(paper_line(key, doc.papers.get(key), doc, versions.get(key, ()),
+                                    labels))
+        else:
+            block.append(repo_line(key, doc.repos.get(key), names))
+    block.append(BLOCK_END)
+    return block
 
 
 def render_markdown(text: str, doc: EnrichedDocument, *, summary: bool = True) -> str:
@@ -630,52 +587,23 @@ def render_markdown(text: str, doc: EnrichedDocument, *, summary: bool = True) -
     rules), then, with ``summary=True`` and at least one record, a final block
     with a table of every paper and repository.
     """
-    # The lines as _split_lines finds them, without a pair per line: line i is parts[2i]
-    # (content) and parts[2i + 1] (ending, absent for a last line without one), and
-    # offsets[j] is where parts[j] starts in the text.
-    parts = _ENDING_SPLIT.split(text)
-    offsets = [0, *itertools.accumulate(map(len, parts))]
-    n_lines = len(parts) // 2 + (1 if parts[-1] else 0)
-    starts = offsets[0 : 2 * n_lines : 2]
-    by_line = _items_by_line(text, starts, doc.links)
-    papers, repos = doc.papers, doc.repos
-    dominant = ""  # the file's most frequent line ending, found when first needed
+    lines = _split_lines(text)
+    starts = list(itertools.accumulate((len(c) + len(e) for c, e in lines), initial=0))
+    by_line = _links_by_line(text, starts[:-1], doc.links)
+    dominant = _dominant_ending(e for _, e in lines if e)
     labels: dict[str, str] = {}  # each record's linked title or name, for the summary
     names: dict[str, str] = {}
     out: list[str] = []
-    done = 0  # the text up to here is in ``out``
-    # The lines are the text's own, so the text between two annotated lines goes out in
-    # one piece; only the annotated lines' blocks are built.
-    for i in sorted(by_line):
-        items = _LineItems.of(by_line[i])
-        if 2 * i + 1 < len(parts):
-            ending = parts[2 * i + 1]
-            end = offsets[2 * i + 2]
-        else:  # the last line, without a line ending
-            ending, end = "", len(text)
-        out.append(text[done:end])
-        done = end
-        if not ending:
-            ending = dominant = _dominant_ending(parts[1::2])
-            out.append(ending)
-        block = [BLOCK_START]
-        for kind, key in items.order:
-            if kind == "arxiv":
-                block.append(
-                    paper_line(key, papers.get(key), doc, items.versions.get(key, ()), labels)
-                )
-            else:
-                block.append(repo_line(key, repos.get(key), names))
-        block.append(BLOCK_END)
-        out.append(ending.join(block))
-        out.append(ending)
-    out.append(text[done:])
-    if summary:
-        rows = summary_lines(doc, labels, names)
-        if rows:
-            dominant = dominant or _dominant_ending(parts[1::2])
-            if parts[-1] and (n_lines - 1) not in by_line:  # a last line without ending
-                out.append(dominant)
-            out.append(dominant.join([BLOCK_START, *rows, BLOCK_END]))
-            out.append(dominant)
+    for i, (content, ending) in enumerate(lines):
+        out.append(content + ending)
+        if i in by_line:
+            if not ending:  # the last line, without a line ending: the block needs one
+                ending = dominant
+                out.append(ending)
+            out.append(ending.join(_block(by_line[i], doc, labels, names)) + ending)
+    rows = summary_lines(doc, labels, names) if summary else []
+    if rows:
+        if lines and not lines[-1][1] and len(lines) - 1 not in by_line:
+            out.append(dominant)  # a last line without ending
+        out.append(dominant.join([BLOCK_START, *rows, BLOCK_END]) + dominant)
     return "".join(out)
