@@ -4,6 +4,9 @@ Not part of the test suite. Run::
 
     .venv/bin/python bench/run.py            # N = M = 2000, 50 ms per request (~1-2 min)
     .venv/bin/python bench/run.py --quick    # N = M = 200, a fast check
+    .venv/bin/python bench/run.py --real-pace  # arXiv's 3 s spacing, 300 ms (~1.5 min)
+    .venv/bin/python bench/run.py --hashes   # only the outputs' normalised sha256 (~5 s)
+    .venv/bin/python bench/run.py --write-log research.txt  # only the synthetic log
 
 Why it is built this way: users judge enrich by how long a nightly job takes
 and how much API quota it burns, so every figure comes from the real command
@@ -29,12 +32,30 @@ call per repository, sequentially, no cache; it runs on a subset
 
 It prints a table and writes ``bench/results.md`` (``--results``) with the
 machine it ran on. The working folder (log, configs, caches, outputs) is
-``bench/out/run`` (ignored by git), kept for inspection.
+``bench/out/run`` (``bench/out/real-pace-N-M`` for ``--real-pace``; ignored by
+git), kept for inspection.
+
+``--real-pace`` runs at the pace of the real APIs instead: ``arxiv.min_interval``
+3 s and 300 ms per request, with a token, one cold run per size (1000 + 1000 and
+2000 + 2000 unless ``--sizes``), each against its own bound: arXiv's spacing, its
+last answer and one cross-link query, ``(ceil(N/100) - 1) * 3 s + 2 * latency``;
+the target is ``1.05 * bound + 1 s``. It prints the arXiv queries' start-to-start
+spacing (the fake's arrival times), requests per endpoint, peak requests in
+flight and the peak thread count of the enrich process (``/proc/PID/task`` polled
+every 10 ms; the threads' names from a ``sitecustomize`` that logs each
+``Thread.start``), and writes ``bench/results-real-pace.md``.
+
+Outputs are deterministic but for their timestamps (``generated_at``,
+``fetched_at`` in the JSON): each mode prints the sha256 of the warm run's
+``.enriched.md`` and ``.enriched.json`` with those values blanked
+(:func:`normalised_sha256`), so two versions of enrich can be shown to write the
+same bytes; ``--hashes`` does only that (a cold and a warm run).
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import math
 import os
@@ -45,10 +66,13 @@ import shutil
 import statistics
 import subprocess
 import sys
+import threading
 import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from itertools import pairwise
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -140,9 +164,23 @@ class Proc:
     stdout: str
     stderr: str
     started_at: float = 0.0  # time.time() at spawn, to compare with the fakes' logs
+    peak_threads: int = 0  # with ``watch_threads``: most threads seen at once
+    thread_ids: int = 0  # ... and distinct thread ids seen
 
 
-def run_process(argv: Sequence[str], *, env: dict[str, str], cwd: Path) -> Proc:
+def _watch_threads(pid: int, done: threading.Event, seen: list[set[int]]) -> None:
+    """Poll ``/proc/PID/task`` every 10 ms until ``done``: one set of thread ids per poll."""
+    task = f"/proc/{pid}/task"
+    while not done.is_set():
+        try:
+            seen.append({int(t) for t in os.listdir(task)})
+        except OSError:
+            return
+        done.wait(0.01)
+
+
+def run_process(argv: Sequence[str], *, env: dict[str, str], cwd: Path,
+                watch_threads: bool = False) -> Proc:
     """Run ``argv`` to completion; wall time from spawn to exit, and its own peak RSS.
 
     ``os.wait4`` gives the rusage of exactly this child (``RUSAGE_CHILDREN``
@@ -153,12 +191,19 @@ def run_process(argv: Sequence[str], *, env: dict[str, str], cwd: Path) -> Proc:
         started_at = time.time()
         started = time.perf_counter()
         p = subprocess.Popen(list(argv), env=env, cwd=cwd, stdout=out, stderr=err)
+        done, seen = threading.Event(), []
+        watcher = threading.Thread(target=_watch_threads, args=(p.pid, done, seen))
+        if watch_threads:
+            watcher.start()
         _, status, usage = os.wait4(p.pid, 0)
         wall = time.perf_counter() - started
         p.returncode = os.waitstatus_to_exitcode(status)
+        if watch_threads:
+            done.set()
+            watcher.join()
     return Proc(p.returncode, wall, usage.ru_utime + usage.ru_stime, int(usage.ru_maxrss),
                 out_path.read_text("utf-8", "replace"), err_path.read_text("utf-8", "replace"),
-                started_at)
+                started_at, max(map(len, seen), default=0), len(set().union(*seen)))
 
 
 def child_env(token: bool) -> dict[str, str]:
@@ -171,12 +216,14 @@ def child_env(token: bool) -> dict[str, str]:
     return env
 
 
-def write_config(path: Path, arxiv: FakeArxiv, github: FakeGitHub) -> Path:
+def write_config(path: Path, arxiv: FakeArxiv, github: FakeGitHub,
+                 min_interval: float = 0) -> Path:
     import yaml
 
     data = {
         "cache": {"path": "cache/enrich.sqlite3"},
-        "arxiv": {"api_url": arxiv.api_url, "min_interval": 0, "batch_size": ARXIV_BATCH},
+        "arxiv": {"api_url": arxiv.api_url, "min_interval": min_interval,
+                  "batch_size": ARXIV_BATCH},
         "github": {"api_url": github.url, "graphql_url": github.url + "/graphql",
                    "batch_size": GRAPHQL_BATCH, "concurrency": REST_CONCURRENCY},
     }
@@ -249,6 +296,12 @@ class Bench:
 
         self.args = args
         self.n, self.m, self.latency = args.n, args.m, args.latency
+        self.min_interval = args.min_interval
+        #: Set for the runs to watch: the child's threads (see ``run_process``) and,
+        #: through ``thread_names_env``, the names of the threads it starts.
+        self.watch_threads = False
+        self.extra_env: dict[str, str] = {}
+        self.last_proc: Proc | None = None
         self.work = args.work
         if self.work.exists():
             shutil.rmtree(self.work)
@@ -286,9 +339,9 @@ class Bench:
                              f"{len(found_r)} repositories, expected {self.n} and {self.m}")
         self.links = len(links)
         self.cfg_token = write_config(self.work / "with-token" / "config.yaml",
-                                      self.arxiv, self.github)
+                                      self.arxiv, self.github, self.min_interval)
         self.cfg_anon = write_config(self.work / "no-token" / "config.yaml",
-                                     self.arxiv, self.github)
+                                     self.arxiv, self.github, self.min_interval)
 
     def stop(self) -> None:
         for srv in (self.arxiv, self.github):
@@ -301,6 +354,9 @@ class Bench:
         self.github.reset_log()
         with self.github._state:
             self.github.statuses.clear()
+        for srv in (self.arxiv, self.github):
+            with srv._log_lock:
+                srv.peak_answering = 0
 
     def enrich(self, name: str, cfg: Path, *, token: bool, refresh: bool = False,
                repeats: int = 1, expect_fetch: bool = True, cold: bool = False) -> Row:
@@ -325,7 +381,8 @@ class Bench:
             if cold:
                 shutil.rmtree(cfg.parent / "cache", ignore_errors=True)
             self._reset_counters()
-            proc = run_process(argv, env=child_env(token), cwd=cfg.parent)
+            proc = self.last_proc = run_process(argv, env=child_env(token) | self.extra_env,
+                                                cwd=cfg.parent, watch_threads=self.watch_threads)
             sent = sorted(r.time for r in self.arxiv.requests + self.github.requests)
             if sent:
                 first, last_answer = sent[0], sent[-1] + self.latency
@@ -345,7 +402,8 @@ class Bench:
             if proc.code != 0:
                 break
         assert proc is not None
-        bound = (lower_bound(self.n, self.m, token=token, latency=self.latency)
+        bound = (lower_bound(self.n, self.m, token=token, latency=self.latency,
+                             interval=self.min_interval)
                  if expect_fetch else Bound(0, 0, 0.0))
         row = Row(name, token, walls, cpus, rss, arxiv_n, graphql_n, rest_n, conditional, got_304,
                   bound, proc.code)
@@ -437,6 +495,184 @@ def baseline_worker(spec_path: str) -> int:
     return 0
 
 
+# -- outputs, the synthetic log on its own ---------------------------------------------------
+
+#: The JSON output's only time-dependent values: when it was written, when each record was fetched.
+_TIMESTAMPS = re.compile(rb'"(generated_at|fetched_at)": "[^"]*"')
+
+
+def normalised_sha256(path: Path) -> str:
+    """sha256 of an output with its timestamps blanked (``"fetched_at": ""``); all else as is."""
+    data = path.read_bytes()
+    if path.suffix == ".json":
+        data = _TIMESTAMPS.sub(rb'"\1": ""', data)
+    return hashlib.sha256(data).hexdigest()
+
+
+def output_hashes(bench: Bench, run: str) -> list[str]:
+    out = bench.cfg_token.parent / "out"
+    return [f"- {run} `{path.name}`: normalised sha256 `{normalised_sha256(path)}`"
+            for path in sorted(out.glob(f"{bench.log.stem}.enriched.*"))]
+
+
+def synthetic_log(n: int, m: int) -> str:
+    """The log the benchmark generates for ``n`` papers and ``m`` repositories."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    from fakeapi.arxiv import FakeArxiv
+    from fakeapi.github import FakeGitHub
+
+    arxiv, github = FakeArxiv(), FakeGitHub()
+    try:
+        ids, keys = arxiv.add_synthetic(n), github.add_synthetic(m)
+        return make_log(ids, [github.repos[k].full_name for k in keys])
+    finally:
+        arxiv.server_close()
+        github.server_close()
+
+
+def hashes(args: argparse.Namespace) -> int:
+    """``--hashes``: a cold run and a warm run with a token; their outputs' normalised sha256."""
+    bench = Bench(args)
+    bench.start()
+    lines = [f"{args.n} papers + {args.m} repositories, log sha256 "
+             f"{hashlib.sha256(bench.log.read_bytes()).hexdigest()}"]
+    try:
+        for name, cold in (("cold", True), ("warm", False)):
+            row = bench.enrich(name, bench.cfg_token, token=True, cold=cold, expect_fetch=cold)
+            lines += output_hashes(bench, name) + [f"- problem: {c}" for c in row.checks]
+    finally:
+        bench.stop()
+    print("\n".join(lines))
+    return 1 if any(r.checks for r in bench.rows) else 0
+
+
+# -- at the real APIs' pace ------------------------------------------------------------------
+
+REAL_INTERVAL = 3.0  # arxiv.min_interval: arXiv asks for one request every 3 seconds
+REAL_LATENCY = 0.3
+
+#: Put first on the child's path, logs the name of every thread it starts (one line each,
+#: written at once: enrich ends with ``os._exit``, which runs no ``atexit``).
+_THREAD_NAMES = """\
+import os
+import threading
+
+_log = open(os.environ["BENCH_THREAD_NAMES"], "a", buffering=1, encoding="utf-8")
+_start = threading.Thread.start
+
+
+def _logged_start(self):
+    _log.write(self.name + "\\n")
+    _start(self)
+
+
+threading.Thread.start = _logged_start
+"""
+
+
+def peak_in_flight(times: Sequence[float], latency: float) -> int:
+    """Most requests open at once, each from its arrival to its answer ``latency`` later."""
+    events = sorted([(t, 1) for t in times] + [(t + latency, -1) for t in times])
+    now = peak = 0
+    for _, step in events:
+        now += step
+        peak = max(peak, now)
+    return peak
+
+
+def pace_figures(bench: Bench, row: Row, bound: float, names: Path) -> tuple[bool, list[str]]:
+    proc = bench.last_proc
+    assert proc is not None
+    target = 1.05 * bound + 1
+    met = proc.wall <= target and not row.checks
+    starts = sorted(r.time for r in bench.arxiv.requests if r.endpoint == "query")
+    gaps = [b - a for a, b in pairwise(starts)]
+    spacing = (f"min {min(gaps):.3f} s, median {statistics.median(gaps):.3f} s, "
+               f"max {max(gaps):.3f} s over {len(starts)} queries" if gaps else "-")
+    per_endpoint = (Counter(f"arXiv {r.endpoint}" for r in bench.arxiv.requests)
+                    + Counter(f"GitHub {r.endpoint}" for r in bench.github.requests))
+    everything = [r.time for r in bench.arxiv.requests + bench.github.requests]
+    started = Counter(names.read_text("utf-8").splitlines()) if names.exists() else Counter()
+    phases = ", ".join(f"{x:.2f}" for x in row.phases[-1]) if row.phases else "-"
+    lines = [
+        f"- {row.name}: wall **{proc.wall:.2f} s**, bound {bound:.2f} s, wall/bound "
+        f"{proc.wall / bound:.3f}, target <= {target:.2f} s (1.05 x bound + 1 s): "
+        f"{'met' if met else '**not met**'}; exit {proc.code}; CPU {proc.cpu:.2f} s, "
+        f"peak {proc.maxrss_kb / 1024:.0f} MB",
+        f"  - spawn to first request, first request to last answer, last answer to exit: "
+        f"{phases} s",
+        f"  - arXiv queries start to start (arrival at the fake): {spacing}",
+        "  - requests: " + ", ".join(f"{k} {v}" for k, v in sorted(per_endpoint.items())),
+        f"  - peak requests in flight: {peak_in_flight(everything, bench.latency)} "
+        f"(arXiv {bench.arxiv.peak_answering}, GitHub {bench.github.peak_answering} "
+        "being answered at once, as the fakes count them)",
+        f"  - threads of the enrich process: peak {proc.peak_threads} at once, "
+        f"{proc.thread_ids} distinct over the run (/proc every 10 ms); started by "
+        f"Python: {sum(started.values())} "
+        f"({', '.join(f'{k} x{v}' for k, v in sorted(started.items())) or 'none'})",
+        *(f"  - problem: {c}" for c in row.checks),
+    ]
+    return met, lines
+
+
+def real_pace(args: argparse.Namespace) -> int:
+    m = machine()
+    lines = [
+        "# enrich at the real APIs' pace",
+        "",
+        f"Machine: {m['nproc']} CPUs ({m['cpu']}), Python {m['python']}; {m['date']}; "
+        f"load average at the start {m['load']}.",
+        "",
+        f"Fake arXiv and GitHub APIs answer after {REAL_LATENCY * 1000:g} ms; "
+        f"arxiv.min_interval {REAL_INTERVAL:g} s; with a token (GraphQL); cold runs (empty "
+        "cache). Bound: arXiv's spacing, its last answer and one cross-link query, "
+        f"(ceil(N/{ARXIV_BATCH}) - 1) x {REAL_INTERVAL:g} s + 2 x {REAL_LATENCY:g} s.",
+    ]
+    all_met = True
+    for n, m_ in args.sizes:
+        run_args = argparse.Namespace(**{
+            **vars(args), "n": n, "m": m_, "latency": REAL_LATENCY,
+            "min_interval": REAL_INTERVAL, "work": args.work.with_name(f"real-pace-{n}-{m_}")})
+        bench = Bench(run_args)
+        bench.start()
+        print(f"enrich at the real pace: {n} papers + {m_} repositories", file=sys.stderr)
+        bound = (math.ceil(n / ARXIV_BATCH) - 1) * REAL_INTERVAL + 2 * REAL_LATENCY
+        names = bench.work / "thread-names.txt"
+        lines += ["", f"## {n} papers + {m_} repositories ({bench.links} links)", ""]
+        try:
+            bench.watch_threads = True
+            bench.extra_env = {"PYTHONPATH": str(bench.work / "site"),
+                               "BENCH_THREAD_NAMES": str(names)}
+            (bench.work / "site").mkdir()
+            (bench.work / "site" / "sitecustomize.py").write_text(_THREAD_NAMES, "utf-8")
+            for i in range(args.repeats):
+                names.unlink(missing_ok=True)
+                row = bench.enrich(f"cold {i + 1}", bench.cfg_token, token=True, cold=True)
+                met, figures = pace_figures(bench, row, bound, names)
+                all_met &= met
+                lines += figures
+            bench.watch_threads, bench.extra_env = False, {}
+            warm = bench.enrich("warm", bench.cfg_token, token=True, expect_fetch=False)
+            lines += [f"- warm: {warm.wall:.2f} s, "
+                      f"{warm.arxiv + warm.graphql + warm.rest} requests",
+                      *output_hashes(bench, "warm"), *(f"  - problem: {c}" for c in warm.checks)]
+            all_met &= not warm.checks
+        finally:
+            bench.stop()
+    text = "\n".join(lines) + "\n"
+    print(text)
+    if not args.no_results:
+        args.results.write_text(text, encoding="utf-8")
+        print(f"written to {args.results}", file=sys.stderr)
+    return 0 if all_met else 1
+
+
+def size(text: str) -> tuple[int, int]:
+    """``N+M`` (papers + repositories), or ``N`` for N + N."""
+    n, _, m = text.partition("+")
+    return int(n), int(m or n)
+
+
 # -- reporting -------------------------------------------------------------------------------
 
 
@@ -501,14 +737,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--latency", type=float, default=0.05,
                    help="seconds the fakes wait before each answer (default 0.05)")
     p.add_argument("--quick", action="store_true", help="N = M = 200 unless given")
-    p.add_argument("--repeats", type=int, default=3,
-                   help="runs of each kind with a token (the median counts; default 3)")
+    p.add_argument("--repeats", type=int, default=None,
+                   help="runs of each kind with a token (the median counts; default 3; "
+                        "--real-pace: cold runs per size, default 1)")
     p.add_argument("--slow-repeats", type=int, default=1,
                    help="runs of each kind without a token (~30 s each at full size)")
     p.add_argument("--baseline-subset", type=int, default=200,
                    help="papers and repositories the sequential script does (extrapolated)")
-    p.add_argument("--results", type=Path, default=HERE / "results.md",
-                   help="markdown report to write (default bench/results.md)")
+    p.add_argument("--min-interval", type=float, default=0.0,
+                   help="arxiv.min_interval of the runs, seconds (default 0)")
+    p.add_argument("--real-pace", action="store_true",
+                   help=f"arXiv {REAL_INTERVAL:g} s apart, {REAL_LATENCY * 1000:g} ms per "
+                        "request, token, cold: wall time against the bound, per size")
+    p.add_argument("--sizes", type=size, nargs="+", default=[(1000, 1000), (2000, 2000)],
+                   metavar="N+M", help="--real-pace: papers+repositories per run "
+                                       "(default 1000+1000 2000+2000)")
+    p.add_argument("--hashes", action="store_true",
+                   help="only a cold and a warm run: the outputs' sha256, timestamps blanked")
+    p.add_argument("--write-log", type=Path, metavar="PATH",
+                   help="write the synthetic log for --n/--m to PATH and exit")
+    p.add_argument("--results", type=Path, default=None,
+                   help="markdown report to write (default bench/results.md; --real-pace: "
+                        "bench/results-real-pace.md)")
     p.add_argument("--no-results", action="store_true", help="print only, write no report")
     p.add_argument("--work", type=Path, default=HERE / "out" / "run")
     p.add_argument("--baseline-worker", metavar="SPEC", help=argparse.SUPPRESS)
@@ -518,6 +768,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     default = 200 if args.quick else 2000
     args.n = default if args.n is None else args.n
     args.m = default if args.m is None else args.m
+    if args.write_log:
+        args.write_log.write_text(synthetic_log(args.n, args.m), encoding="utf-8")
+        return 0
+    if args.hashes:
+        return hashes(args)
+    if args.real_pace:
+        args.repeats = args.repeats or 1
+        args.results = args.results or HERE / "results-real-pace.md"
+        return real_pace(args)
+    args.repeats = args.repeats or 3
+    args.results = args.results or HERE / "results.md"
 
     load_start = ", ".join(f"{x:.2f}" for x in os.getloadavg())
     bench = Bench(args)
@@ -529,6 +790,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                             repeats=args.repeats)
         warm = bench.enrich("warm, token", bench.cfg_token, token=True,
                             repeats=args.repeats, expect_fetch=False)
+        warm_hashes = output_hashes(bench, "warm run's")
         bench.warm_imports()
         bench.enrich("refresh, token", bench.cfg_token, token=True, refresh=True,
                      repeats=args.repeats)
@@ -552,7 +814,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"Work: one synthetic log ({bench.log.stat().st_size:,} bytes, {bench.links} links) "
         f"naming {args.n} distinct arXiv papers and {args.m} distinct GitHub repositories. "
         f"Fake arXiv and GitHub APIs on 127.0.0.1 answer after {args.latency * 1000:g} ms; "
-        "arxiv.min_interval 0; github.concurrency "
+        f"arxiv.min_interval {args.min_interval:g}; github.concurrency "
         f"{REST_CONCURRENCY}. Each run is `python -m enrich run --file LOG --config CFG` in "
         "a subprocess (process start included); requests are counted by the fakes. "
         f"The fake's anonymous limit is raised from 60/h to {bench.github.anon_limit}/h so "
@@ -583,6 +845,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         + f", peak {base['maxrss_kb'] / 1024:.0f} MB.",
         f"- enrich cold with a token is **{speedup:.0f}x** faster than the sequential script "
         f"({cold.wall:.2f} s vs {base['full']:.1f} s).",
+        *warm_hashes,
     ]
     for r in bench.rows:
         if r.phases:
