@@ -11,14 +11,9 @@
     doc.model_dump_json()                        # the JSON of spec section 5
     enrich.render_markdown(text, doc)            # the markdown of spec section 5
     config = enrich.Config.load("config.yaml")
-
-Heavy parts (HTTP clients, the cache, the writers) are imported on first use,
-so ``import enrich`` stays cheap for a warm cron run.
 """
 
 from __future__ import annotations
-
-from typing import TYPE_CHECKING, Any
 
 from ._version import __version__
 from .config import Config
@@ -33,11 +28,9 @@ from .errors import (
 )
 from .extract import extract
 from .models import EnrichedDocument, Link, Paper, Repo, RunReport
-
-if TYPE_CHECKING:
-    from .pipeline import Enricher, enrich_text
-    from .run import run_files
-    from .write.markdown import render_markdown
+from .pipeline import Enricher, enrich_text
+from .run import run_files
+from .write.markdown import render_markdown
 
 __all__ = [
     "CacheError",
@@ -60,25 +53,3 @@ __all__ = [
     "render_markdown",
     "run_files",
 ]
-
-_LAZY = {
-    "Enricher": ("pipeline", "Enricher"),
-    "enrich_text": ("pipeline", "enrich_text"),
-    "render_markdown": ("write.markdown", "render_markdown"),
-    "run_files": ("run", "run_files"),
-}
-
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        import importlib
-
-        module, attr = _LAZY[name]
-        value = getattr(importlib.import_module(f".{module}", __name__), attr)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'enrich' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))

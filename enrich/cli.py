@@ -24,9 +24,6 @@ EXIT_PARTIAL = 1
 EXIT_USAGE = 2
 EXIT_LOCKED = 75
 
-log = logging.getLogger("enrich")
-
-
 class _Parser(argparse.ArgumentParser):
     """argparse that exits 2 with one clear line (its default), never a traceback."""
 

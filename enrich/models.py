@@ -10,16 +10,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_serializer, model_serializer
+from pydantic import BaseModel, ConfigDict, Field, model_serializer
 
 SCHEMA_VERSION = 1
 
-
-def _new_list() -> list[Any]:
-    """The default of a list field. Not ``list`` itself: pydantic reads the signature of
-    a default factory, and ``inspect.signature(list)`` tokenizes its text signature
-    (~7 ms of every process start for the eight list fields)."""
-    return []
 
 LinkKind = Literal["arxiv", "github"]
 Status = Literal["ok", "stale", "not_found", "unavailable", "missing", "error"]
@@ -75,19 +69,19 @@ class Paper(Record):
     """arXiv metadata for one paper, keyed by its canonical id."""
 
     title: str | None = None
-    authors: list[str] = Field(default_factory=_new_list)
+    authors: list[str] = Field(default_factory=list)
     abstract: str | None = None
     published: datetime | None = None
     updated: datetime | None = None
     latest_version: str | None = None
     primary_category: str | None = None
-    categories: list[str] = Field(default_factory=_new_list)
+    categories: list[str] = Field(default_factory=list)
     doi: str | None = None
     journal_ref: str | None = None
     comment: str | None = None
     abs_url: str | None = None
     pdf_url: str | None = None
-    code: list[str] = Field(default_factory=_new_list)
+    code: list[str] = Field(default_factory=list)
 
 
 class License(BaseModel):
@@ -118,13 +112,13 @@ class Repo(Record):
     stars: int | None = None
     forks: int | None = None
     license: License | None = None
-    topics: list[str] = Field(default_factory=_new_list)
+    topics: list[str] = Field(default_factory=list)
     language: str | None = None
     archived: bool | None = None
     fork: bool | None = None
     pushed_at: datetime | None = None
     renamed_from: str | None = None
-    papers: list[str] = Field(default_factory=_new_list)
+    papers: list[str] = Field(default_factory=list)
     trend: StarTrend | None = None
 
 
@@ -152,17 +146,10 @@ class EnrichedDocument(BaseModel):
     schema_version: Literal[1] = 1
     source: SourceInfo | None = None
     generated_at: datetime
-    links: list[Link] = Field(default_factory=_new_list)
+    links: list[Link] = Field(default_factory=list)
     papers: dict[str, Paper] = Field(default_factory=dict)
     repos: dict[str, Repo] = Field(default_factory=dict)
-    errors: list[ErrorEntry] = Field(default_factory=_new_list)
-
-    @field_serializer("links", mode="plain", return_type=Any)
-    def _links_out(self, links: list[Link]) -> list[dict[str, Any]]:
-        """The links as :class:`Link` serialises each, in one loop: its serializer, a
-        Python call per link, was half of the JSON's time (4000 links: ~35 ms). The
-        JSON Schema of this field is restored by :func:`enrich.write.json.json_schema`."""
-        return [_link_out(dict(link.__dict__)) for link in links]  # fields in their order
+    errors: list[ErrorEntry] = Field(default_factory=list)
 
 
 class SourceCounts(BaseModel):
@@ -181,16 +168,16 @@ class FileReport(BaseModel):
     exit_code: int = 0
     papers: SourceCounts = Field(default_factory=SourceCounts)
     repos: SourceCounts = Field(default_factory=SourceCounts)
-    outputs: list[str] = Field(default_factory=_new_list)
+    outputs: list[str] = Field(default_factory=list)
     error: str | None = None
-    errors: list[ErrorEntry] = Field(default_factory=_new_list)
+    errors: list[ErrorEntry] = Field(default_factory=list)
     """The records that could not be served current, with why."""
 
 
 class RunReport(BaseModel):
     """What a whole ``enrich run`` did; ``exit_code`` is the worst file's."""
 
-    files: list[FileReport] = Field(default_factory=_new_list)
+    files: list[FileReport] = Field(default_factory=list)
     requests: dict[str, int] = Field(default_factory=dict)
 
     @property

@@ -389,7 +389,7 @@ class Enricher:
             await self._cache_batch(made, lambda recs, when: self.store.put_repos(
                 recs, when, credential=cred), written)
 
-        return await self._github.fetch(keys, etags, refresh=self.refresh, on_batch=cache)
+        return await self._github.fetch(keys, etags, on_batch=cache)
 
     async def _cache_batch(self, made: dict[str, Any],
                            put: Callable[[dict[str, Any], datetime], None],

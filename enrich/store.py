@@ -532,22 +532,15 @@ class Store:
         """Rebuild records from ``(key, fetched_at, data, etag)`` rows, by key; an
         unreadable row is logged and left out (treated as absent: refetched)."""
         out: dict[str, Cached[R]] = {}
-        validate = model.__pydantic_validator__.validate_json
-        times: dict[str, datetime] = {}  # one put stamps all its records alike
         for key, fetched_at, data, etag in rows:
             try:
-                when = times.get(fetched_at)
-                if when is None:
-                    when = times[fetched_at] = _parse(fetched_at)
-                record: R = validate(data)
+                when = _parse(fetched_at)
+                record = model.model_validate_json(data)
             except (ValidationError, ValueError) as exc:
                 logger.warning("cache %s: ignoring unreadable %s record %r: %s",
                                self.path, model.__name__.lower(), key, exc)
                 continue
-            # what ``record.fetched_at = when`` does (the models validate no assignment),
-            # without pydantic's __setattr__: thousands of records per warm run
-            record.__dict__["fetched_at"] = when
-            record.__pydantic_fields_set__.add("fetched_at")
+            record.fetched_at = when
             out[key] = Cached(record, when, etag)
         return out
 
@@ -685,17 +678,6 @@ class Store:
         if touched != len(wanted):
             logger.debug("cache %s: touch_repos (%s): %d of %d keys not cached",
                          self.path, credential, len(wanted) - touched, len(wanted))
-
-    def touch_papers(self, ids: Iterable[str], now: datetime) -> None:
-        """Mark papers as confirmed current at ``now``, data kept. Unknown ids are ignored."""
-        wanted = sorted({paper_key(i) for i in ids})
-        if not wanted:
-            return
-        with self._write() as conn:
-            conn.execute(
-                "UPDATE papers SET fetched_at = ? WHERE id IN (SELECT value FROM json_each(?))",
-                (_fmt(now), json.dumps(wanted)),
-            )
 
     # ------------------------------------------------------------------ maintenance
 

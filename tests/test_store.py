@@ -236,15 +236,6 @@ def test_touch_keeps_data_and_etag_and_records_stars(store: Store) -> None:
     assert store.get_repos(["not/cached"], "anon") == {}
 
 
-def test_touch_papers_updates_fetched_at_only(store: Store) -> None:
-    store.put_papers({"2305.09781": full_paper()}, NOW)
-    later = NOW + timedelta(days=40)
-    store.touch_papers(["2305.09781v1"], later)
-    got = store.get_papers(["2305.09781"])["2305.09781"]
-    assert got.fetched_at == later
-    assert got.record.title == "A paper about caches"
-
-
 # --------------------------------------------------------------------------- history
 
 

@@ -25,7 +25,13 @@ from enrich.models import (
     SourceInfo,
     StarTrend,
 )
-from enrich.write.json import dump_schema, json_schema, load_schema, render_json
+from enrich.write.json import (
+    dump_schema,
+    json_schema,
+    load_schema,
+    render_json,
+    render_json_bytes,
+)
 
 NOW = datetime(2026, 11, 29, 3, 0, tzinfo=UTC)
 
@@ -173,3 +179,11 @@ def test_json_schema_module_prints_the_schema() -> None:
     out = subprocess.run([sys.executable, "-W", "error", "-m", "enrich.write.json"],
                          capture_output=True, text=True, check=True, timeout=60)
     assert out.stdout == dump_schema()
+
+
+def test_a_lone_surrogate_from_an_api_is_written_as_its_json_escape() -> None:
+    doc = EnrichedDocument(generated_at=NOW, repos={"a/b": Repo(status="ok",
+                                                                   description="x\ud800y")})
+    data = render_json_bytes(doc)
+    data.decode("utf-8")  # the file is valid UTF-8
+    assert json.loads(data)["repos"]["a/b"]["description"] == "x\ud800y"

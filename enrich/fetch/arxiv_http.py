@@ -172,9 +172,7 @@ class ArxivApi:
             async with self._gate.turn(self.min_interval, from_end=self.strict):
                 async with asyncio.timeout(self.timeout):
                     status, headers, body = await self._exchange(params)
-        except TimeoutError:
-            return Reply("transient", f"timed out after {self.timeout:g} s")
-        except httpx.TimeoutException:
+        except (TimeoutError, httpx.TimeoutException):
             return Reply("transient", f"timed out after {self.timeout:g} s")
         except _TooLarge as exc:
             return Reply("final", str(exc))

@@ -40,7 +40,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any
 from urllib.parse import quote
 
 import httpx
@@ -57,7 +57,6 @@ from .policy import (
     RateLimit,
     WaitBudget,
     backoff,
-    credential_id,
     github_rate_limit,
     is_transient,
     quote_untrusted,
@@ -244,19 +243,17 @@ class GithubFetcher:
 
     One instance serves one run: the rate-limit wait budget (``github.max_wait``)
     and an exhausted primary limit are remembered across :meth:`fetch` calls.
-    The fetcher owns its :class:`httpx.AsyncClient` unless one is given; close
-    it with :meth:`aclose` (or ``async with``).
+    :meth:`aclose` closes its :class:`httpx.AsyncClient`.
     """
 
     #: Seconds added to a wait until ``x-ratelimit-reset``: the reset is in whole
     #: seconds and our clock may run a little ahead of GitHub's.
     reset_margin: float = 1.0
 
-    def __init__(self, config: Config, client: httpx.AsyncClient | None = None):
+    def __init__(self, config: Config) -> None:
         self._config = config
         secret = config.token
         self._token: str | None = secret.get_secret_value() if secret is not None else None
-        self._credential = credential_id(self._token)
         self._api_base = config.github.api_url.rstrip("/")
         self._api_url = httpx.URL(self._api_base)
         self._graphql_url = httpx.URL(config.github.graphql_url)
@@ -267,9 +264,8 @@ class GithubFetcher:
             "Accept": "application/vnd.github+json",
             "X-GitHub-Api-Version": API_VERSION,
         }
-        self._owns_client = client is None
-        self._client = client if client is not None else httpx.AsyncClient(
-            timeout=self._timeout, follow_redirects=False, headers=self._headers)
+        self._client = httpx.AsyncClient(timeout=self._timeout, follow_redirects=False,
+                                         headers=self._headers)
         self._budget = WaitBudget(config.github.max_wait)
         self._resume_at = 0.0  # monotonic time before which no request is sent
         self._stop_message: str | None = None
@@ -277,29 +273,8 @@ class GithubFetcher:
         self._stop_ends_at_reset = False  # a spent quota ends at reset; a spent budget does not
         self._rng = random.Random()
 
-    # -- public ----------------------------------------------------------------------
-
-    @property
-    def credential(self) -> str:
-        """The identity ETags are stored under (``anon`` or a digest; never the token)."""
-        return self._credential
-
-    @property
-    def mode(self) -> Literal["graphql", "rest"]:
-        return "graphql" if self._token else "rest"
-
     async def aclose(self) -> None:
-        if self._owns_client:
-            await self._client.aclose()
-
-    async def __aenter__(self) -> GithubFetcher:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
-
-    def __repr__(self) -> str:
-        return f"GithubFetcher(mode={self.mode!r}, credential={self._credential!r})"
+        await self._client.aclose()
 
     def _quote(self, text: object, limit: int = _MAX_MESSAGE) -> str:
         """Server text fit for a message or a log line: the token redacted, no control
@@ -308,16 +283,12 @@ class GithubFetcher:
         return quote_untrusted(text, limit, secrets)
 
     async def fetch(self, keys: Sequence[str], etags: Mapping[str, str] | None = None, *,
-                    refresh: bool = False,
                     on_batch: OnBatch[Repo] | None = None) -> FetchResult[Repo]:
         """Fetch ``keys`` (lower-case ``owner/repo``); never raises for one key's failure.
 
-        ``etags`` are the cached ETags of *this* fetcher's credential (REST mode
-        only; GraphQL has none). ``refresh`` changes nothing here: the pipeline
-        picks which keys to revalidate, and revalidation already means a
-        conditional request (REST) or one cheap GraphQL pass (token).
+        ``etags`` are the cached ETags of this fetcher's credential (REST only; GraphQL
+        has none): a revalidation is a conditional request, or one cheap GraphQL pass.
         """
-        del refresh
         run = _Run(result=FetchResult(), on_batch=on_batch)
         wanted: dict[str, tuple[str, str]] = {}
         for key in dict.fromkeys(keys):
@@ -336,13 +307,13 @@ class GithubFetcher:
         if self._stop_message is not None:
             self._mark_missing(run, list(wanted))
             return run.result
-        if self.mode == "graphql":
+        if self._token:
             await self._fetch_graphql(run, wanted)
         else:
             await self._fetch_rest(run, wanted, etags or {})
         result = run.result
-        logger.debug("github %s: %d keys, %d requests, %d ok, %d not modified, %d failed, "
-                     "%d missing", self.mode, len(wanted), result.requests, len(result.records),
+        logger.debug("github: %d keys, %d requests, %d ok, %d not modified, %d failed, "
+                     "%d missing", len(wanted), result.requests, len(result.records),
                      len(result.not_modified), len(result.failed), len(result.missing))
         return result
 

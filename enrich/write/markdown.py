@@ -40,7 +40,6 @@ import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from datetime import datetime
-from typing import Any
 from urllib.parse import quote
 
 from ..models import EnrichedDocument, Link, Paper, Repo, Status
@@ -337,14 +336,9 @@ def _code_link(key: str, doc: EnrichedDocument) -> str:
     return _repo_name_link(key, doc.repos.get(key.lower()), link=True)
 
 
-# The functions below that take a record's fields get its ``__dict__``: item access is
-# several times faster than a pydantic model's attribute access (the class has a
-# __getattr__, which also keeps the interpreter from specialising the access).
-
-
-def _licence(fields: dict[str, Any]) -> str | None:
-    """The licence of a repository (given its fields)."""
-    lic = fields["license"]
+def _licence(repo: Repo) -> str | None:
+    """The licence of a repository."""
+    lic = repo.license
     if lic is None:
         return None
     spdx_id, name = lic.spdx_id, lic.name
@@ -355,13 +349,12 @@ def _licence(fields: dict[str, Any]) -> str | None:
     return None
 
 
-def _stars(fields: dict[str, Any]) -> str | None:
-    """Stars and their trend of a repository (given its fields)."""
-    stars = fields["stars"]
-    if stars is None:
+def _stars(repo: Repo) -> str | None:
+    """Stars and their trend of a repository."""
+    if repo.stars is None:
         return None
-    out = f"★ {stars:,}"
-    trend = fields["trend"]
+    out = f"★ {repo.stars:,}"
+    trend = repo.trend
     if trend is not None:
         for value, period in (
             (trend.week, "this week"),
@@ -391,26 +384,25 @@ def paper_line(
     if paper is None or status not in ("ok", "stale"):
         note = _status_note(status, paper, "arXiv")
         return f"{ITEM}{PAPER_ICON} {_link(ident, url)} — {note}"
-    p = paper.__dict__  # item access: see _licence
-    label = _link(p["title"] or ident, url, TITLE_LIMIT)
+    label = _link(paper.title or ident, url, TITLE_LIMIT)
     if labels is not None:
         labels[arxiv_id] = label
     head = f"{ITEM}{PAPER_ICON} {label}"
     parts: list[str] = []
-    if authors := p["authors"]:
-        parts.append(_authors(authors))
-    if (date := _date(p["published"])) is not None:
+    if paper.authors:
+        parts.append(_authors(paper.authors))
+    if (date := _date(paper.published)) is not None:
         parts.append(date)
-    if category := p["primary_category"]:
+    if category := paper.primary_category:
         parts.append(_category(category))
     if versions:
         mentioned = ", ".join(escape(v, 20) for v in versions) + " mentioned"
-        latest = p["latest_version"]
+        latest = paper.latest_version
         if latest and latest not in versions:
             mentioned += f" (latest {escape(latest, 20)})"
         parts.append(mentioned)
-    if code := p["code"]:
-        parts.append("code: " + ", ".join(_code_link(k, doc) for k in code))
+    if paper.code:
+        parts.append("code: " + ", ".join(_code_link(k, doc) for k in paper.code))
     if status == "stale":
         parts.append(_status_note(status, paper, "arXiv"))
     return head + (" — " + SEP.join(parts) if parts else "")
@@ -420,13 +412,12 @@ def _repo_name_link(key: str, repo: Repo | None, *, link: bool | None = None) ->
     """The repository's display name (``full_name`` when it is a valid one, else the
     key), linked unless the repository does not exist."""
     name, url = key, None
-    r = repo.__dict__ if repo is not None else None  # item access: see _licence
-    if r is not None and (full_name := r["full_name"]):
-        url = github_url(full_name)
+    if repo is not None and repo.full_name:
+        url = github_url(repo.full_name)
         if url is not None:
-            name = full_name
+            name = repo.full_name
     if link is None:
-        link = r is None or r["status"] != "not_found"
+        link = repo is None or repo.status != "not_found"
     if not link:
         return _link(name, None)
     return _link(name, url if url is not None else github_url(name))
@@ -442,20 +433,19 @@ def repo_line(key: str, repo: Repo | None, names: dict[str, str] | None = None) 
     head = f"{ITEM}{REPO_ICON} {name}"
     if repo is None or status not in ("ok", "stale"):
         return f"{head} — {_status_note(status, repo, 'GitHub')}"
-    r = repo.__dict__  # item access: see _licence
     parts: list[str] = []
-    if (stars := _stars(r)) is not None:
+    if (stars := _stars(repo)) is not None:
         parts.append(stars)
-    if (lic := _licence(r)) is not None:
+    if (lic := _licence(repo)) is not None:
         parts.append(lic)
-    if description := r["description"]:
-        parts.append(_escape_text(description, DESCRIPTION_LIMIT, False))
-    if r["archived"]:
+    if repo.description:
+        parts.append(escape(repo.description, DESCRIPTION_LIMIT))
+    if repo.archived:
         parts.append("archived")
-    if renamed_from := r["renamed_from"]:
-        parts.append("renamed from " + escape(renamed_from, NAME_LIMIT))
-    if papers := r["papers"]:
-        parts.append("paper: " + ", ".join(_link(p, arxiv_url(p)) for p in papers))
+    if repo.renamed_from:
+        parts.append("renamed from " + escape(repo.renamed_from, NAME_LIMIT))
+    if repo.papers:
+        parts.append("paper: " + ", ".join(_link(p, arxiv_url(p)) for p in repo.papers))
     if status == "stale":
         parts.append(_status_note(status, repo, "GitHub"))
     return head + (" " + SEP.join(parts) if parts else "")
@@ -469,8 +459,7 @@ def _ordered_keys(doc: EnrichedDocument) -> tuple[list[str], list[str]]:
     papers: dict[str, None] = {}
     repos: dict[str, None] = {}
     for link in doc.links:
-        f = link.__dict__  # item access: see _licence
-        (papers if f["kind"] == "arxiv" else repos).setdefault(f["id"], None)
+        (papers if link.kind == "arxiv" else repos).setdefault(link.id, None)
     for key in sorted(doc.papers):
         papers.setdefault(key, None)
     for key in sorted(doc.repos):
@@ -534,7 +523,7 @@ def _repo_row(key: str, repo: Repo | None, names: dict[str, str]) -> str:
     stars = lic = ""
     if repo is not None and repo.status in ("ok", "stale"):
         stars = f"★ {repo.stars:,}" if repo.stars is not None else ""
-        lic = _licence(repo.__dict__) or ""
+        lic = _licence(repo) or ""
     name = names.get(key) or _repo_name_link(key, repo)
     return _row(REPO_ICON, name, stars, lic, _cell_status(repo, "GitHub"))
 
