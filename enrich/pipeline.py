@@ -487,13 +487,19 @@ def enrich_text(text: str, config: Config | None = None, *, offline: bool = Fals
     worker thread).
     """
 
-    async def go() -> EnrichedDocument:
+    done: list[EnrichedDocument] = []
+
+    async def go() -> None:
+        # the document is handed back here, not as the main task's result: asyncio.run
+        # formats that result when it restores the SIGINT handler (slow for big ones)
         async with Enricher(config, offline=offline, refresh=refresh) as e:
-            return await e.enrich_text(text)
+            done.append(await e.enrich_text(text))
 
     try:
         asyncio.get_running_loop()
     except RuntimeError:
-        return asyncio.run(go())
-    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(asyncio.run, go()).result()
+        asyncio.run(go())
+    else:
+        with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+            pool.submit(asyncio.run, go()).result()
+    return done[0]

@@ -17,7 +17,7 @@ from os import PathLike
 from pathlib import Path
 
 from .config import Config
-from .document import Resolution, file_report, source_info
+from .document import file_report, source_info
 from .errors import ConfigError, InputError
 from .lock import RunLock
 from .models import EnrichedDocument, FileReport, RunReport, SourceInfo
@@ -87,18 +87,10 @@ def run_files(paths: Sequence[str | PathLike[str]], config: Config | None = None
         enricher = Enricher(cfg, offline=offline, refresh=refresh, store=store,
                             progress=progress.advance if progress else None,
                             on_total=progress.add_total if progress else None)
-        docs, res = asyncio.run(_enrich(enricher, inputs))
-        for item, doc in zip(inputs, docs, strict=True):
-            rep = file_report(str(item.path), doc, res, offline=offline)
-            rep.errors = list(doc.errors)
-            try:
-                rep.outputs = write_outputs(item, doc, fmts, folder)
-            except OSError as exc:
-                rep.exit_code = 2
-                rep.error = f"{item.path}: cannot write outputs: {exc.strerror or exc}"
-            reports.append(rep)
-            if on_report is not None:
-                on_report(rep)
+        # The event loop's result is the small reports, never the documents: asyncio.run
+        # formats its main task (result included) when it restores the SIGINT handler,
+        # which for 4000 records took 0.25 s.
+        reports += asyncio.run(_enrich_and_write(enricher, inputs, fmts, folder, on_report))
     return RunReport(files=reports, requests=dict(enricher.requests))
 
 
@@ -121,11 +113,24 @@ def plan_files(paths: Sequence[str | PathLike[str]], config: Config | None = Non
     return out
 
 
-async def _enrich(enricher: Enricher, inputs: list[_Input]
-                  ) -> tuple[list[EnrichedDocument], Resolution]:
+async def _enrich_and_write(enricher: Enricher, inputs: list[_Input], formats: Sequence[str],
+                            folder: Path | None, on_report: OnReport | None
+                            ) -> list[FileReport]:
     async with enricher:
         docs, res = await enricher.enrich_many_resolved([(i.text, i.source) for i in inputs])
-    return docs, res
+    reports = []
+    for item, doc in zip(inputs, docs, strict=True):
+        rep = file_report(str(item.path), doc, res, offline=enricher.offline)
+        rep.errors = list(doc.errors)
+        try:
+            rep.outputs = write_outputs(item, doc, formats, folder)
+        except OSError as exc:
+            rep.exit_code = 2
+            rep.error = f"{item.path}: cannot write outputs: {exc.strerror or exc}"
+        reports.append(rep)
+        if on_report is not None:
+            on_report(rep)
+    return reports
 
 
 def _out_dir(out_dir: str | PathLike[str] | None) -> Path | None:

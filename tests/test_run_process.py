@@ -142,8 +142,8 @@ def test_a_file_of_very_long_lines_finds_its_links(
 def test_the_process_ends_with_everything_printed_and_the_commands_status(
     setup: tuple[Path, Path], tmp_path: Path
 ) -> None:
-    """The command ends its own process (``os._exit``, see ``cli._end_process``): all it
-    printed must arrive, through a real pipe, and the status must be the command's."""
+    """All the command printed arrives through a real pipe (more than a pipe holds, the
+    last lines still in the stream's buffer at exit), and the status is the command's."""
     _, cfg = setup
     many = tmp_path / "many.txt"
     many.write_text(
