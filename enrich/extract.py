@@ -155,6 +155,9 @@ _SCHEME_CHARS = frozenset(_ALNUM + "+.-")
 #: URL's path or query (``notgithub.com``, ``docs.github.com``,
 #: ``example.com/github.com/a/b``, ``?u=github.com/a/b``).
 _HOST_BLOCKERS = frozenset(_ALNUM + "._-/=%&?#+~")
+#: Right before a scheme (``https://``): a letter or digit, as in ``xhttps://``. After
+#: anything else the URL counts (``[2].https://...``, ``见https://...``).
+_SCHEME_BLOCKERS = frozenset(_ALNUM)
 #: Right before the marker ``arXiv``: part of a word or of a URL
 #: (``myarxiv 2305.09781``, ``badge/arXiv:2305.09781``, ``#arXiv:...``).
 _MARK_BLOCKERS = frozenset(_ALNUM + "._-/=#&")
@@ -210,14 +213,14 @@ def _arxiv_re(question_marks: bool) -> re.Pattern[bytes]:
     The flag alternations end in an empty one rather than being possessive:
     a match that fails after them is rare here."""
     hb = _low_class(_HOST_BLOCKERS, question_marks)
-    ok = _low_class(_HOST_BLOCKERS, question_marks, negate=True)
+    sok = _low_class(_SCHEME_BLOCKERS, question_marks, negate=True)
     return _bytes_re(
         rf"""arxiv
         (?: (?P<url>\.org/
-                (?: (?<={ok}https://arxiv\.org/) (?P<h8>) | (?<={ok}http://arxiv\.org/) (?P<h7>)
+                (?: (?<={sok}https://arxiv\.org/) (?P<h8>) | (?<={sok}http://arxiv\.org/) (?P<h7>)
                   | (?<!{hb}arxiv\.org/) (?P<h0>) | )
                 (?:abs|pdf|html)/)
-          | (?P<dot>\.) (?: (?<={ok}https://doi\.org/10\.48550/arxiv\.) (?P<doi>) | )
+          | (?P<dot>\.) (?: (?<={sok}https://doi\.org/10\.48550/arxiv\.) (?P<doi>) | )
           | (?P<sep>[\ \t\xa0:?]{{1,8}}) )
         """
         + _ID
@@ -240,9 +243,10 @@ def _github_re(question_marks: bool) -> re.Pattern[bytes]:
     of a chunk); ``tail``, only when the key needs no clean-up (no final
     ``.`` or ``.git``)."""
     ok = _low_class(_HOST_BLOCKERS, question_marks, negate=True)
+    sok = _low_class(_SCHEME_BLOCKERS, question_marks, negate=True)
     return _bytes_re(
         rf"""github\.com [/:]
-        (?: (?<={ok}https://github\.com/) (?P<h8>) | (?<={ok}github\.com/) (?P<h0>) )?+
+        (?: (?<={sok}https://github\.com/) (?P<h8>) | (?<={ok}github\.com/) (?P<h0>) )?+
         (?!user-attachments/)
         (?P<key> (?P<owner>[a-z0-9][a-z0-9-]{{0,38}}+) / [a-z0-9._-]++ ) (?!/assets/)
         """
@@ -362,8 +366,10 @@ def _url_end(text: str, pos: int, floor: int = -1) -> int:
 
 def _link_start(low: bytes, text: str, host: int) -> int:
     """Start of the link whose host name starts at ``host``: its ``www.`` and
-    ``https://``/``http://``/``//`` if any. -1 when the host is glued to a
-    preceding name or sits inside another URL's path or query."""
+    ``https://``/``http://``/``//`` if any. -1 when a scheme is glued to a preceding
+    letter or digit, or a host without scheme to a preceding name or another URL's
+    path or query."""
+    blockers = _SCHEME_BLOCKERS  # a URL written with its scheme: only a letter or digit
     if host >= 8 and low.startswith(b"https://", host - 8):  # by far the most common
         s = host - 8
     else:
@@ -372,9 +378,11 @@ def _link_start(low: bytes, text: str, host: int) -> int:
             s -= 8
         elif s >= 7 and low.startswith(b"http://", s - 7):
             s -= 7
-        elif s >= 2 and low.startswith(b"//", s - 2):
-            s -= 2
-    if s > 0 and text[s - 1] in _HOST_BLOCKERS:
+        else:
+            blockers = _HOST_BLOCKERS
+            if s >= 2 and low.startswith(b"//", s - 2):
+                s -= 2
+    if s > 0 and text[s - 1] in blockers:
         return -1
     return s
 

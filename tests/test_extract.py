@@ -304,16 +304,19 @@ def test_extract_keeps_balanced_parentheses_inside_a_url() -> None:
 
 
 def test_extract_tells_question_mark_from_cjk_before_a_host() -> None:
-    # Both are "?" in the lowered copy the patterns search: a real "?" blocks
-    # the host (a URL's query), a CJK character does not.
+    # Both are "?" in the lowered copy the patterns search: a real "?" blocks a
+    # host written without its scheme (a URL's query), a CJK character does not.
+    # A URL written with its scheme counts after either (not after a letter or digit).
     text = (
         "见https://github.com/a/b 和?https://github.com/c/d ?github.com/e/f 见github.com/g/h "
         "?arxiv.org/abs/2305.09781 见arxiv.org/abs/2305.09782 ?https://arxiv.org/abs/2305.09783"
     )
     assert [link.text for link in extract(text)] == [
         "https://github.com/a/b",
+        "https://github.com/c/d",
         "github.com/g/h",
         "arxiv.org/abs/2305.09782",
+        "https://arxiv.org/abs/2305.09783",
     ]
 
 
@@ -365,7 +368,6 @@ GITHUB_NON_LINKS = [
     "https://img.shields.io/github/stars/octo/tools",
     "https://img.shields.io/github/stars/octo/tools?style=social",
     "https://example.com/github.com/octo/tools",  # a path segment of another URL
-    "https://r.jina.ai/https://github.com/octo/tools",
     "https://example.com/?u=github.com/octo/tools",
     "github.com/-octo/tools",  # owners: letters, digits, single inner hyphens
     "github.com/octo-/tools",
@@ -651,3 +653,33 @@ def test_repository_name_longer_than_githubs_limit_is_not_a_link() -> None:
     assert [lk.id for lk in extract(f"github.com/o/{ok}")] == [f"o/{ok}"]
     assert extract(f"github.com/o/{ok}x") == []
     assert [lk.id for lk in extract(f"github.com/o/{ok}.git")] == [f"o/{ok}"]
+
+
+@pytest.mark.parametrize(("text", "written"), [
+    ("[2].https://github.com/o/r", "https://github.com/o/r"),
+    ("1.https://github.com/o/r", "https://github.com/o/r"),
+    ("见https://github.com/o/r", "https://github.com/o/r"),
+    ("(https://github.com/o/r)", "https://github.com/o/r"),
+    ("[3].http://arxiv.org/abs/2305.09781", "http://arxiv.org/abs/2305.09781"),
+    ("refs:[4].https://doi.org/10.48550/arXiv.2305.09781",
+     "https://doi.org/10.48550/arXiv.2305.09781"),
+])
+def test_a_url_with_its_scheme_counts_after_any_character_but_a_letter_or_digit(
+        text: str, written: str) -> None:
+    assert [lk.text for lk in extract(text)] == [written]
+
+
+@pytest.mark.parametrize("text", [
+    "xhttps://github.com/o/r", "2https://github.com/o/r", "x.github.com/o/r",
+    "notgithub.com/a/b", "?u=github.com/a/b", "ahttp://arxiv.org/abs/2305.09781",
+])
+def test_a_scheme_or_host_glued_to_a_letter_digit_or_url_is_not_a_link(text: str) -> None:
+    assert extract(text) == []
+
+
+def test_a_url_inside_another_urls_path_counts_when_written_with_its_scheme() -> None:
+    # spec: a URL written with its scheme counts after any character but a letter or
+    # digit, "/" included (a reader proxy's URL names the repository it reads)
+    assert [lk.id for lk in extract("https://r.jina.ai/https://github.com/octo/tools")] == [
+        "octo/tools"]
+    assert extract("https://r.jina.ai/github.com/octo/tools") == []
