@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
+from contextlib import suppress
 from typing import Any
 
 from ._version import __version__
@@ -23,6 +25,9 @@ EXIT_OK = 0
 EXIT_PARTIAL = 1
 EXIT_USAGE = 2
 EXIT_LOCKED = 75
+
+_CONFIG_HELP = "config file (default: $ENRICH_CONFIG, else ./config.yaml if present)"
+
 
 class _Parser(argparse.ArgumentParser):
     """argparse that exits 2 with one clear line (its default), never a traceback."""
@@ -42,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="outputs to write (default: config output.formats)")
     run.add_argument("--out-dir", default=None, metavar="DIR",
                      help="write outputs here instead of beside each input")
-    run.add_argument("--config", default=None, metavar="FILE")
+    run.add_argument("--config", default=None, metavar="FILE", help=_CONFIG_HELP)
     run.add_argument("--offline", action="store_true", default=None,
                      help="no network: serve only from the cache")
     run.add_argument("--refresh", action="store_true", default=None,
@@ -57,15 +62,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     ex = sub.add_parser("extract", help="print the links found in a file (no network)")
     ex.add_argument("--file", required=True, metavar="PATH")
-    ex.add_argument("--json", action="store_true", default=None)
+    ex.add_argument("--json", action="store_true", default=None,
+                    help="print JSON: the links, and the sorted unique ids of each kind")
 
     cache = sub.add_parser("cache", help="inspect or clean the cache")
     cache.add_argument("action", choices=["stats", "prune", "clear"])
-    cache.add_argument("--config", default=None, metavar="FILE")
+    cache.add_argument("--config", default=None, metavar="FILE", help=_CONFIG_HELP)
 
     tr = sub.add_parser("trends", help="star growth of a log's repositories")
     tr.add_argument("--file", required=True, metavar="PATH")
-    tr.add_argument("--config", default=None, metavar="FILE")
+    tr.add_argument("--config", default=None, metavar="FILE", help=_CONFIG_HELP)
     return p
 
 
@@ -74,7 +80,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handlers = {"run": cmd_run, "extract": cmd_extract, "cache": cmd_cache, "trends": cmd_trends}
     try:
-        return handlers[args.command](args)
+        code = handlers[args.command](args)
+        sys.stdout.flush()  # a closed pipe shows here, not as a traceback at exit
+        return code
+    except BrokenPipeError:
+        # the reader closed stdout early (`| head`): end quietly, as Python's docs advise
+        with suppress(OSError, ValueError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_PARTIAL
     except CacheLockedError as exc:
         _err(f"enrich: {exc}")
         return EXIT_LOCKED
@@ -130,6 +143,7 @@ class _Redact(logging.Filter):
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from .report import cause_lines
     from .run import plan_files, run_files
 
     quiet = bool(args.quiet)
@@ -147,15 +161,20 @@ def cmd_run(args: argparse.Namespace) -> int:
     progress = _Progress() if not quiet and sys.stderr.isatty() else None
     try:
         report = run_files(args.file, cfg, out_dir=args.out_dir, offline=offline,
-                           refresh=refresh, progress=progress, on_report=_summariser(quiet))
+                           refresh=refresh, progress=progress,
+                           on_report=_summariser(quiet, bool(args.verbose)))
     finally:
         if progress is not None:
             progress.close()
+    if report.exit_code != EXIT_OK or not quiet:
+        for line in cause_lines(report, cfg):
+            _err(line)
     return report.exit_code
 
 
-def _summariser(quiet: bool) -> Any:
-    """The report hook: one line per file; with a failure, one more per record that failed."""
+def _summariser(quiet: bool, verbose: bool = False) -> Any:
+    """The report hook: one line per file (and with ``verbose``, one per record that
+    failed); the causes of failures come once for the run, after every file."""
 
     def summarise(rep: FileReport) -> None:
         if rep.error is not None:
@@ -172,9 +191,9 @@ def _summariser(quiet: bool) -> Any:
         if rep.outputs:
             line += " -> " + ", ".join(rep.outputs)
         _err(line)
-        if failed:
-            for e in rep.errors:
-                _err(f"  {e.kind} {e.id}: {e.message}")
+        if verbose:
+            for f in rep.failures:
+                _err(f"  {f.kind} {f.id} ({f.status}): {f.message}")
 
     return summarise
 

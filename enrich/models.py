@@ -161,6 +161,15 @@ class SourceCounts(BaseModel):
     failed: int = 0
 
 
+class Failure(BaseModel):
+    """A record a run could not serve current: its status and why (for the report)."""
+
+    kind: LinkKind
+    id: str
+    status: Status
+    message: str
+
+
 class FileReport(BaseModel):
     """What a run did for one input file."""
 
@@ -170,7 +179,7 @@ class FileReport(BaseModel):
     repos: SourceCounts = Field(default_factory=SourceCounts)
     outputs: list[str] = Field(default_factory=list)
     error: str | None = None
-    errors: list[ErrorEntry] = Field(default_factory=list)
+    failures: list[Failure] = Field(default_factory=list)
     """The records that could not be served current, with why."""
 
 

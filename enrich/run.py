@@ -22,6 +22,7 @@ from .errors import ConfigError, InputError
 from .lock import RunLock
 from .models import EnrichedDocument, FileReport, RunReport, SourceInfo
 from .pipeline import Enricher, Plan, Progress
+from .report import failures_of
 from .store import Store
 from .textio import read_source
 from .write import atomic
@@ -121,7 +122,7 @@ async def _enrich_and_write(enricher: Enricher, inputs: list[_Input], formats: S
     reports = []
     for item, doc in zip(inputs, docs, strict=True):
         rep = file_report(str(item.path), doc, res, offline=enricher.offline)
-        rep.errors = list(doc.errors)
+        rep.failures = failures_of(doc)
         try:
             rep.outputs = write_outputs(item, doc, formats, folder)
         except OSError as exc:

@@ -193,10 +193,11 @@ def test_offline_marks_ids_never_fetched_missing_and_exits_1(
     added = "* 5、新加的：Mixtral arXiv:2401.04088，代码 github.com/mistralai/mistral-src\n"
     more.write_text(log.read_text(encoding="utf-8") + added, encoding="utf-8")
     n = arxiv_server.count() + github_server.count()
-    code, err = _run(more, cfg, "--offline")
+    code, err = _run(more, cfg, "--offline", "--verbose")
     assert code == 1
     assert arxiv_server.count() + github_server.count() == n
-    assert "2401.04088" in err and "mistralai/mistral-src" in err
+    assert "2401.04088" in err and "mistralai/mistral-src" in err  # --verbose: per id
+    assert "arXiv: 1 paper not fetched: offline: never fetched" in err  # one per cause
     doc = load_json(more.with_name("001.enriched.json"))
     assert doc["papers"].pop("2401.04088")["status"] == "missing"
     assert doc["repos"].pop("mistralai/mistral-src")["status"] == "missing"
