@@ -268,8 +268,8 @@ def cmd_cache(args: argparse.Namespace) -> int:
                       f"cache {path}: unusable ({reason}); removed " + ", ".join(removed)])
     else:
         pruned = cache_prune(cfg)
-        _print_lines([f"cache {path}: pruned "
-                      + ", ".join(f"{v} {k}" for k, v in pruned.items())])
+        _print_lines([f"cache {path}: does not exist yet" if pruned is None else
+                      f"cache {path}: pruned " + ", ".join(f"{v} {k}" for k, v in pruned.items())])
     return EXIT_OK
 
 

@@ -36,8 +36,11 @@ def cache_stats(config: Config) -> dict[str, Any] | None:
                            not_found_ttl=config.cache.not_found_ttl)
 
 
-def cache_prune(config: Config) -> dict[str, int]:
-    """Remove expired records (under the run lock); the counts removed per kind."""
+def cache_prune(config: Config) -> dict[str, int] | None:
+    """Remove expired records (under the run lock); the counts removed per kind, or None
+    when the cache does not exist (nothing is created)."""
+    if not config.cache_path.exists():
+        return None
     with RunLock(config.cache_path), Store(config.cache_path) as store:
         return store.prune(datetime.now(UTC), arxiv_ttl=config.cache.arxiv_ttl,
                            github_ttl=config.cache.github_ttl,
@@ -82,18 +85,25 @@ def star_trends(path: str | PathLike[str], config: Config) -> list[TrendRow] | N
         c = cached.get(key)
         name = c.record.full_name if c is not None and c.record.full_name else key
         rows.append(TrendRow(name, hist[-1][1] if hist else None, star_trend(hist, now)))
-    rows.sort(key=lambda r: (-(r.trend.week if r.trend.week is not None else -(10**12)),
-                             r.name.lower()))
+    # fastest-growing first: over the week when some repository has a week of history,
+    # else by the latest change; repositories without the figure last, by name
+    by = "week" if any(r.trend.week is not None for r in rows) else "since_previous"
+
+    def growth(r: TrendRow) -> tuple[bool, int, str]:
+        value = getattr(r.trend, by)
+        return value is None, -(value or 0), r.name.lower()
+
+    rows.sort(key=growth)
     return rows
 
 
 def trends_table(rows: list[TrendRow]) -> list[str]:
     """The ``enrich trends`` table."""
-    lines = [f"{'REPOSITORY':<50} {'STARS':>9} {'WEEK':>8} {'MONTH':>8}  HISTORY"]
+    lines = [f"{'REPOSITORY':<50} {'STARS':>9} {'LAST':>8} {'WEEK':>8} {'MONTH':>8}  HISTORY"]
     for row in rows:
         t = row.trend
-        lines.append(f"{row.name:<50} {_num(row.stars):>9} {_signed(t.week):>8} "
-                     f"{_signed(t.month):>8}  {t.sparkline or ''}")
+        lines.append(f"{row.name:<50} {_num(row.stars):>9} {_signed(t.since_previous):>8} "
+                     f"{_signed(t.week):>8} {_signed(t.month):>8}  {t.sparkline or ''}")
     return lines
 
 

@@ -26,9 +26,9 @@ def star_trend(history: Sequence[tuple[datetime, int]], now: datetime) -> StarTr
     if not history:
         return trend
     latest_at, latest = history[-1]
+    if len(history) >= 2:  # the observation before, even from the same day (--refresh)
+        trend.since_previous = latest - history[-2][1]
     distinct = _dedupe(history)
-    if len(distinct) >= 2:
-        trend.since_previous = latest - distinct[-2][1]
     for days, attr in ((7, "week"), (30, "month")):
         start = latest_at - timedelta(days=days)
         base = _value_at(history, start)

@@ -94,3 +94,11 @@ def test_a_reader_that_closes_stdout_early_ends_the_command_quietly(
         capture_output=True, timeout=60)
     assert done.stdout.count(b"\n") == 1
     assert b"Traceback" not in done.stderr and b"BrokenPipe" not in done.stderr, done.stderr
+
+
+def test_cache_prune_of_a_cache_that_does_not_exist_creates_nothing(tmp_path: Path) -> None:
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text("cache:\n  path: nowhere/c.sqlite3\n", encoding="utf-8")
+    code, out, _ = run_cli("cache", "prune", "--config", str(cfg))
+    assert code == 0 and "does not exist yet" in out
+    assert not (tmp_path / "nowhere").exists()
