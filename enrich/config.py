@@ -77,7 +77,15 @@ Size = Annotated[int, BeforeValidator(parse_size)]
 
 
 class _Section(BaseModel):
+    """A section of the config: assigning a value that cannot work raises ConfigError."""
+
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        try:
+            super().__setattr__(name, value)
+        except ValidationError as exc:
+            raise _config_error(exc, None, {}) from None
 
 
 class CacheConfig(_Section):
@@ -129,10 +137,9 @@ class OutputConfig(_Section):
     formats: list[OutputFormat] = Field(default_factory=lambda: _default_formats())
 
 
-class Config(BaseModel):
-    """The whole configuration. Build it with :meth:`load`."""
-
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+class Config(_Section):
+    """The whole configuration. Build it with :meth:`load`; ``Config(...)`` in code also
+    raises ConfigError for a value that cannot work."""
 
     cache: CacheConfig = Field(default_factory=CacheConfig)
     arxiv: ArxivConfig = Field(default_factory=ArxivConfig)
@@ -142,6 +149,13 @@ class Config(BaseModel):
 
     _token: SecretStr | None = PrivateAttr(default=None)
     _source: Path | None = PrivateAttr(default=None)
+
+    def __init__(self, **data: Any) -> None:
+        # pydantic calls this for model_validate too: load() adds where the value came from
+        try:
+            super().__init__(**data)
+        except ValidationError as exc:
+            raise _config_error(exc, None, {}) from None
 
     # -- loading -----------------------------------------------------------------
 
@@ -158,8 +172,9 @@ class Config(BaseModel):
         data: dict[str, Any] = {}
         if file_path is not None:
             data = _read_yaml(file_path)
-        env_data = _env_overrides(env)
+        env_data, env_names = _env_overrides(env)
         merged = _deep_merge(data, env_data)
+        origins = dict(env_names)  # dotted key -> where its value came from, if not the file
         if overrides:
             for dotted, value in overrides.items():
                 section, _, key = dotted.partition(".")
@@ -167,7 +182,15 @@ class Config(BaseModel):
                 if not isinstance(merged[section], dict):
                     raise ConfigError("must be a mapping", key=section)
                 merged[section][key] = value
-        cfg = _validate(merged, source=str(file_path) if file_path else None)
+                origins[dotted] = "the command line"
+        try:
+            cfg = Config.model_validate(merged)
+        except ConfigError as exc:
+            key = exc.key or ""
+            where = next((origin for k, origin in origins.items()
+                          if key == k or key.startswith(k + ".")),
+                         str(file_path) if file_path else None)
+            raise ConfigError(exc.reason, key=exc.key, source=where) from None
         cfg._source = file_path
         cfg._resolve_cache_path(file_path, data)
         token = env.get(cfg.github.token_env)
@@ -263,8 +286,10 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     return data
 
 
-def _env_overrides(env: Mapping[str, str]) -> dict[str, Any]:
+def _env_overrides(env: Mapping[str, str]) -> tuple[dict[str, Any], dict[str, str]]:
+    """The ``ENRICH_<SECTION>__<KEY>`` values by section, and each dotted key's variable."""
     out: dict[str, Any] = {}
+    names: dict[str, str] = {}
     for name, raw in env.items():
         if not name.startswith(ENV_PREFIX) or name == "ENRICH_CONFIG":
             continue
@@ -283,7 +308,8 @@ def _env_overrides(env: Mapping[str, str]) -> dict[str, Any]:
             raise ConfigError(f"environment variable {name} must be a scalar or a list",
                               key=f"{section.lower()}.{key.lower()}")
         out.setdefault(section.lower(), {})[key.lower()] = value
-    return out
+        names[f"{section.lower()}.{key.lower()}"] = f"environment variable {name}"
+    return out, names
 
 
 def _deep_merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
@@ -296,11 +322,11 @@ def _deep_merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
-def _validate(data: dict[str, Any], source: str | None) -> Config:
-    try:
-        return Config.model_validate(data)
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        key = ".".join(str(p) for p in err["loc"])
-        msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
-        raise ConfigError(msg, key=key, source=source) from None
+def _config_error(exc: ValidationError, source: str | None,
+                  origins: Mapping[str, str]) -> ConfigError:
+    """pydantic's first complaint as a ConfigError naming the key and where its value
+    came from: the ``ENRICH_…`` variable or the command line, else the file."""
+    err = exc.errors()[0]
+    key = ".".join(str(p) for p in err["loc"])
+    msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
+    return ConfigError(msg, key=key or None, source=origins.get(key, source))

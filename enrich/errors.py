@@ -30,6 +30,7 @@ class ConfigError(EnrichError):
     def __init__(self, message: str, *, key: str | None = None, source: str | None = None):
         self.key = key
         self.source = source
+        self.reason = message
         where = f" ({source})" if source else ""
         prefix = f"config key {key!r}{where}: " if key else (f"{source}: " if source else "")
         super().__init__(prefix + message)

@@ -154,3 +154,27 @@ def test_token_is_read_from_the_named_variable_and_kept_secret(
     assert "ghp_secretvalue123" not in repr(cfg)
     assert "ghp_secretvalue123" not in cfg.model_dump_json()
     assert "ghp_secretvalue123" not in str(cfg.token)
+
+
+def test_config_built_in_code_raises_config_error_naming_the_key() -> None:
+
+
+    with pytest.raises(ConfigError, match=r"arxiv\.batch_size"):
+        Config(arxiv={"batch_size": 0})
+    cfg = Config()
+    with pytest.raises(ConfigError, match="batch_size"):
+        cfg.arxiv.batch_size = "many"  # type: ignore[assignment]
+
+
+def test_a_bad_environment_variable_is_named_as_the_source(tmp_path: Path) -> None:
+
+
+    file = tmp_path / "config.yaml"
+    file.write_text("arxiv:\n  batch_size: 10\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as caught:
+        Config.load(file, env={"ENRICH_ARXIV__BATCH_SIZE": "many"})
+    assert "environment variable ENRICH_ARXIV__BATCH_SIZE" in str(caught.value)
+    assert str(file) not in str(caught.value)
+    with pytest.raises(ConfigError) as caught:
+        Config.load(file, env={}, overrides={"output.formats": ["pdf"]})
+    assert "output.formats" in str(caught.value) and "command line" in str(caught.value)

@@ -231,8 +231,9 @@ def test_trends_command_sorts_a_logs_repositories_by_weekly_growth(
     assert code == 0
     rows = [ln.split() for ln in out.splitlines()[1:]]
     assert [r[0] for r in rows] == ["fast/grower", "slow/grower", "fresh/comer"]
-    assert rows[0][2] == "+140" and rows[1][2] == "+7"   # day 8 against day 1
-    assert rows[2][1:4] == ["-", "-", "-"]               # never observed: no figures
+    assert rows[0][3] == "+140" and rows[1][3] == "+7"   # WEEK: day 8 against day 1
+    assert rows[0][2] == "+20" and rows[1][2] == "+1"    # LAST: since the run before
+    assert rows[2][1:5] == ["-", "-", "-", "-"]          # never observed: no figures
 
 
 def test_progress_hook_counts_every_id_once_whether_cached_or_fetched(
