@@ -8,8 +8,8 @@
     async with enrich.Enricher(config) as e:     # async, shares one cache and client
         doc = await e.enrich_text(text)
     report = enrich.run_files(paths, config)     # what `enrich run` does, lock included
-    doc.model_dump_json()                        # the JSON of spec section 5
-    enrich.render_markdown(text, doc)            # the markdown of spec section 5
+    doc.model_dump_json()                        # the JSON (docs/format.md)
+    enrich.render_markdown(text, doc)            # the enriched markdown
     config = enrich.Config.load("config.yaml")
 """
 

@@ -1,4 +1,4 @@
-"""Find arXiv papers and GitHub repositories in text (spec section 2).
+"""Find arXiv papers and GitHub repositories in text (the rules: docs/format.md, Links).
 
 Why it is built this way: research logs are large, mostly Chinese, and hold a
 link every few lines. One big case-insensitive regular expression scanned

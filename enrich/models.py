@@ -1,5 +1,5 @@
 """The data enrich produces: links found in text, paper and repository records,
-and the enriched document (the JSON of spec section 5).
+and the enriched document (the JSON described in docs/format.md).
 
 All models are pydantic v2. ``EnrichedDocument.model_dump_json()`` is the
 ``STEM.enriched.json`` output; its JSON Schema ships in ``enrich/schema/``.
@@ -23,7 +23,7 @@ STATUSES: tuple[Status, ...] = ("ok", "stale", "not_found", "unavailable", "miss
 class Link(BaseModel):
     """One occurrence of an arXiv paper or GitHub repository in a text.
 
-    ``id`` is canonical (spec section 2): an arXiv id without version and
+    ``id`` is canonical (docs/format.md, Links): an arXiv id without version and
     without subject class, or a lower-case ``owner/repo``. ``line`` and
     ``column`` are 1-based (columns count code points); ``start``/``end`` are
     0-based code-point offsets into the text, ``text[start:end] == text``.
@@ -139,7 +139,7 @@ class SourceInfo(BaseModel):
 
 
 class EnrichedDocument(BaseModel):
-    """The enriched JSON of spec section 5 (``schema_version: 1``)."""
+    """The enriched JSON (``schema_version: 1``; docs/format.md)."""
 
     model_config = ConfigDict(extra="forbid")
 

@@ -1,4 +1,4 @@
-"""The enriched JSON (``STEM.enriched.json``, spec section 5) and its JSON Schema.
+"""The enriched JSON (``STEM.enriched.json``, docs/format.md) and its JSON Schema.
 
 The JSON is ``EnrichedDocument.model_dump(mode="json")`` with a stable layout
 (two-space indent, UTF-8 text rather than ``\\u`` escapes, papers and repos
