@@ -124,8 +124,9 @@ def build_document(links: list[Link], res: Resolution, *, source: SourceInfo | N
                    generated_at: datetime) -> EnrichedDocument:
     """The document of one text: its links, the records they name, and what those link to.
 
-    Each document gets its own copies of the records, with the fields that depend on
-    the document (``linked_from``) or on the whole run (``code``, ``papers``, ``trend``).
+    A record gets the fields that depend on the document (``linked_from``) or on the
+    whole run (``code``, ``papers``, ``trend``) in a copy; records are never changed in
+    place.
     """
     named_p = unique(lk.id for lk in links if lk.kind == "arxiv")
     named_r = unique(lk.id for lk in links if lk.kind == "github")
@@ -146,8 +147,8 @@ def build_document(links: list[Link], res: Resolution, *, source: SourceInfo | N
     for pid in [*named_p, *linked_p]:
         paper = res.papers.get(pid)
         if paper is not None:
-            papers[pid] = paper.model_copy(update={
-                "linked_from": linked_p.get(pid), "code": res.code_of.get(pid, [])})
+            papers[pid] = _with(paper, {"linked_from": linked_p.get(pid),
+                                        "code": res.code_of.get(pid, [])})
             _note_error(res, "arxiv", pid, errors)
     for key in [*named_r, *linked_r]:
         repo = res.repos.get(key)
@@ -157,7 +158,7 @@ def build_document(links: list[Link], res: Resolution, *, source: SourceInfo | N
             trend = _trend(repo, res.histories.get(key))
             if trend is not None:
                 update["trend"] = trend
-            repos[key] = repo.model_copy(update=update)
+            repos[key] = _with(repo, update)
             _note_error(res, "github", key, errors)
     return EnrichedDocument(
         source=source,
@@ -167,6 +168,14 @@ def build_document(links: list[Link], res: Resolution, *, source: SourceInfo | N
         repos=dict(sorted(repos.items())),
         errors=errors,
     )
+
+
+def _with(rec: Any, update: dict[str, Any]) -> Any:
+    """``rec`` with ``update`` applied: a copy when that changes something, else ``rec``
+    itself (records are never changed once built, so documents may share them)."""
+    if all(getattr(rec, name) == value for name, value in update.items()):
+        return rec
+    return rec.model_copy(update=update)
 
 
 def _trend(repo: Repo, hist: list[tuple[datetime, int]] | None) -> Any:

@@ -361,7 +361,7 @@ def _stars(repo: Repo) -> str | None:
             (trend.month, "this month"),
             (trend.since_previous, "since last run"),
         ):
-            if value is not None:
+            if value:  # a change worth showing; "+0" says nothing
                 out += f" ({value:+,} {period})"
                 break
         if trend.sparkline:
