@@ -388,13 +388,15 @@ def _matches(p: FakePaper, query: str) -> bool:
 def arxiv_config(srv: FakeArxiv, cache_path: Path | None = None, **overrides: Any) -> Config:
     """A Config pointed at ``srv`` with short waits; ``arxiv__batch_size=5`` style overrides.
 
-    Defaults: ``arxiv.min_interval`` 0, ``http.backoff`` 0.01 s (cap 0.05 s),
+    Defaults: ``arxiv.min_interval`` 0, ``arxiv.throttle_wait`` 0.05 s, ``http.backoff``
+    0.01 s (cap 0.05 s),
     ``http.timeout`` 2 s. ``cache_path`` defaults to ``./cache/enrich.sqlite3`` (the
     test's temporary working folder).
     """
     values: dict[str, Any] = {
         "arxiv.api_url": srv.api_url,
         "arxiv.min_interval": 0,
+        "arxiv.throttle_wait": 0.05,
         "http.backoff": 0.01,
         "http.backoff_max": 0.05,
         "http.timeout": 2,
