@@ -15,6 +15,7 @@ import pytest
 from fakeapi.arxiv import FakeArxiv, arxiv_config
 from harness import Fetched, afetch_ids, fetch_ids, open_enricher, wait_for_requests
 
+from enrich._version import PROJECT_URL, USER_AGENT
 from enrich.fetch.arxiv import canonical_query_id, clean_abstract, split_entry_id
 
 
@@ -382,7 +383,8 @@ def test_no_authorization_header_ever_reaches_arxiv(arxiv_server: FakeArxiv, tmp
     assert req.credential == "anon"
     assert not any(k.lower() == "authorization" for k in req.headers)
     assert "ghp_secret" not in repr(req.headers) and "hunter2" not in repr(req.headers)
-    assert req.headers["User-Agent"].startswith("enrich/")
+    assert req.headers["User-Agent"] == USER_AGENT  # names the tool, its version, its home
+    assert PROJECT_URL in USER_AGENT and USER_AGENT.startswith("enrich/")
 
 
 def test_requests_start_at_least_min_interval_apart(arxiv_server: FakeArxiv) -> None:
@@ -513,3 +515,18 @@ def test_split_entry_id(entry_id: str, expected: tuple[str, str | None]) -> None
 def test_clean_abstract_unwraps_lines_but_keeps_paragraphs() -> None:
     wrapped = "  We study X\nand Y.\n  We also\tfind Z.\n\n\nDone.  "
     assert clean_abstract(wrapped) == "We study X and Y.\n\nWe also find Z.\n\nDone."
+
+
+def test_an_arxiv_release_without_its_feed_parser_fails_loudly_at_import(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # enrich reads feeds with arxiv._feed.parse (not part of the package's documented
+    # client; the version range is pinned): if a release moves it, enrich must refuse to
+    # start rather than misread feeds
+    import arxiv
+
+    from enrich.fetch import arxiv_http
+
+    assert arxiv_http._feed_parser() is arxiv._feed.parse
+    monkeypatch.delattr(arxiv._feed, "parse")
+    with pytest.raises(ImportError, match=r"arxiv>=4\.0,<4\.1"):
+        arxiv_http._feed_parser()
