@@ -58,9 +58,11 @@ def test_github_answering_500_to_everything_stops_after_8_rest_attempts(
     t0 = time.monotonic()
     got = fetch_ids(cfg, repo_keys=keys)
     assert time.monotonic() - t0 < 3
-    assert got.requests["github"] == 8 == github_server.count()
+    # 8 failed attempts in a row trip the breaker; at most the attempts already in
+    # flight (4 at a time) go out after that
+    assert 8 <= got.requests["github"] == github_server.count() < 12
     stopped = got.having("missing", "stale")
-    assert len(stopped) >= 300 - 8 and got.having("ok") == set()
+    assert len(stopped) >= 300 - 4 and got.having("ok") == set()
     assert set(keys[:5]) <= got.having("stale")  # cached data served, marked stale
     cause = {got.messages[k] for k in got.having("missing")}
     assert len(cause) == 1 and "GitHub is failing" in cause.pop()
@@ -88,7 +90,7 @@ def test_a_hanging_github_ends_within_the_timeouts_of_two_rounds(
     t0 = time.monotonic()
     got = fetch_ids(github_config(github_server, http__timeout=0.2), repo_keys=keys)
     assert time.monotonic() - t0 < 2.5
-    assert got.requests["github"] == 8
+    assert 8 <= got.requests["github"] < 12
     assert got.having("ok") == set()
 
 
