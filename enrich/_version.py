@@ -4,5 +4,9 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-#: arXiv's block page quotes the client's User-Agent; name the tool and where it lives.
-USER_AGENT = f"enrich/{__version__} (research-log enricher)"
+#: Where the project lives: both APIs ask for an identifiable client (arXiv's block page
+#: quotes the User-Agent; GitHub asks for one naming the application), so the
+#: User-Agent names the tool, its version and this URL.
+PROJECT_URL = "https://github.com/enrich-dev/enrich"
+
+USER_AGENT = f"enrich/{__version__} (+{PROJECT_URL}; research-log enricher)"

@@ -101,6 +101,9 @@ class ArxivConfig(_Section):
     batch_size: int = Field(default=100, ge=1, le=2000)
     min_interval: Duration = 3.0
     """arXiv's terms: at most one request every 3 seconds, one connection at a time."""
+    throttle_wait: Duration = 60.0
+    """Wait after a 429 that names no Retry-After, before the one retry; a second 429 in
+    a row stops asking arXiv for the rest of the run."""
 
 
 class GithubConfig(_Section):

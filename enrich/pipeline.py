@@ -330,13 +330,24 @@ class Enricher:
                 self._on_total(source, len(ids))
             if self._progress is not None:
                 self._progress(source, len(ids) - len(todo))
-        etags = {k: c.etag for k in fetch_r if (c := cached_r.get(k)) is not None
-                 and c.etag and c.record.status == "ok"}
+        known = {k: c for k in fetch_r if (c := cached_r.get(k)) is not None
+                 and c.record.status == "ok"}
+        etags = {k: c.etag for k, c in known.items() if c.etag}
+        # the canonical name learned for a renamed repository: asked for directly
+        names = {k: c.record.full_name for k, c in known.items() if c.record.full_name}
         written_p: set[str] = set()  # ids cached batch by batch (arXiv, GraphQL)
         written_r: set[str] = set()
-        got_p, got_r = await asyncio.gather(
-            self._fetch_papers(fetch_p, cached_p, written_p),
-            self._fetch_repos(fetch_r, etags, written_r))
+        papers = asyncio.ensure_future(self._fetch_papers(fetch_p, cached_p, written_p))
+        repos = asyncio.ensure_future(self._fetch_repos(fetch_r, etags, names, written_r))
+        try:
+            got_p, got_r = await asyncio.gather(papers, repos)
+        except BaseException:
+            # one source failed for good (a token GitHub rejects is a ConfigError): the
+            # other stops too rather than run on unattended
+            papers.cancel()
+            repos.cancel()
+            await asyncio.gather(papers, repos, return_exceptions=True)
+            raise
         res.requests = {"arxiv": got_p.requests, "github": got_r.requests}
         for source in ("arxiv", "github"):
             self.requests[source] += res.requests[source]
@@ -378,7 +389,7 @@ class Enricher:
         return got
 
     async def _fetch_repos(self, keys: list[str], etags: dict[str, str],
-                           written: set[str]) -> FetchResult[Repo]:
+                           names: dict[str, str], written: set[str]) -> FetchResult[Repo]:
         if not keys:
             return FetchResult()
         if self._github is None:
@@ -389,7 +400,7 @@ class Enricher:
             await self._cache_batch(made, lambda recs, when: self.store.put_repos(
                 recs, when, credential=cred), written)
 
-        return await self._github.fetch(keys, etags, on_batch=cache)
+        return await self._github.fetch(keys, etags, names=names, on_batch=cache)
 
     async def _cache_batch(self, made: dict[str, Any],
                            put: Callable[[dict[str, Any], datetime], None],

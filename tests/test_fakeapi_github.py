@@ -11,6 +11,7 @@ import re
 import time
 
 import httpx
+import pytest
 from fakeapi.github import SECONDARY_MESSAGE, FakeGitHub
 
 TOKEN = "tok-fake-abc"
@@ -252,7 +253,7 @@ def test_graphql_blocked_repo_is_an_alias_error(github_server: FakeGitHub) -> No
     doc = _graphql(github_server, _Q).json()
     assert doc["data"]["r0"] is None
     types = {e["path"][0]: e["type"] for e in doc["errors"]}
-    assert types["r0"] == "UNAVAILABLE_FOR_LEGAL_REASONS"
+    assert types["r0"] == "FORBIDDEN"  # GitHub's type; only REST tells a 451
 
 
 def test_graphql_primary_limit_is_a_200_with_rate_limited_error(
@@ -270,17 +271,98 @@ def test_graphql_primary_limit_is_a_200_with_rate_limited_error(
     assert _get(github_server, "/repos/octo/hello", token=TOKEN).status_code == 200
 
 
-def test_graphql_counts_one_point_per_query_and_limits_aliases(
-        github_server: FakeGitHub) -> None:
+def test_graphql_counts_one_point_per_query(github_server: FakeGitHub) -> None:
     github_server.tokens[TOKEN] = "alice"
     many = "\n".join(f'r{i}: repository(owner: "o", name: "n{i}") {{ nameWithOwner }}'
                      for i in range(101))
     r = _graphql(github_server, "query {\n" + many + "\n}")
     doc = r.json()
-    assert doc["data"] is None and "Resource limits" in doc["errors"][0]["message"]
+    assert len(doc["data"]) == 101 and {e["type"] for e in doc["errors"]} == {"NOT_FOUND"}
     _graphql(github_server, _Q)
     assert r.headers["x-ratelimit-used"] == "1"
     assert github_server.count(endpoint="graphql", credential=TOKEN) == 2
+
+
+def _lookups(n: int, fields: str = "nameWithOwner repositoryTopics(first: 20) "
+             "{ nodes { topic { name } } }") -> str:
+    return "query {\n" + "\n".join(
+        f'r{i}: repository(owner: "o", name: "n{i}") {{ {fields} }}' for i in range(n)) + "\n}"
+
+
+def test_graphql_node_limit_error_has_no_data(github_server: FakeGitHub) -> None:
+    github_server.tokens[TOKEN] = "alice"
+    github_server.graphql_max_nodes = 100
+    doc = _graphql(github_server, _lookups(5)).json()  # 5 * (1 + 20) = 105 nodes
+    assert "data" not in doc
+    (err,) = doc["errors"]
+    assert err["type"] == "MAX_NODE_LIMIT_EXCEEDED"
+    assert err["message"] == ("This query requests up to 105 possible nodes which exceeds "
+                              "the maximum limit of 100.")
+
+
+def test_graphql_resource_limit_fails_the_lookups_past_it(github_server: FakeGitHub) -> None:
+    github_server.tokens[TOKEN] = "alice"
+    github_server.add_repo("o/n0")
+    github_server.graphql_resource_limit = 1
+    doc = _graphql(github_server, _lookups(3)).json()
+    assert doc["data"]["r0"]["nameWithOwner"] == "o/n0"
+    assert doc["data"]["r1"] is None and doc["data"]["r2"] is None
+    assert [(e["type"], e["path"], e["message"]) for e in doc["errors"]] == [
+        ("RESOURCE_LIMITS_EXCEEDED", [f"r{i}"], "Resource limits for this query exceeded.")
+        for i in (1, 2)]
+
+
+def test_graphql_slow_query_is_a_502(github_server: FakeGitHub) -> None:
+    github_server.tokens[TOKEN] = "alice"
+    github_server.graphql_slow_over = 2
+    r = _graphql(github_server, _lookups(3))
+    assert r.status_code == 502 and "timeout" in r.json()["errors"][0]["message"]
+    assert _graphql(github_server, _lookups(2)).status_code == 200
+
+
+@pytest.mark.parametrize("query,says", [
+    ('{ repository(owner: "o", name: "r") { nameWithOwnr } }', "nameWithOwnr"),
+    ('{ repository(owner: "o", name: "r") { stargazers_count } }', "stargazers_count"),
+    ('{ repository(owner: "o") { nameWithOwner } }', "name"),
+    ('{ repository(owner: "o", name: "r", follow: true) { nameWithOwner } }', "follow"),
+    ('{ repository(owner: "o", name: "r") { licenseInfo } }', "licenseInfo"),
+    ('query($o: String) { repository(owner: $o, name: "r") { nameWithOwner } }', "String"),
+    ("{ rateLimit { cost remaining resetAt limit used nodes } }", "nodes"),
+    ('{ repository(owner: "o", name: "r") { nameWithOwner ', "Syntax Error"),
+])
+def test_graphql_invalid_query_is_refused_whole(github_server: FakeGitHub, query: str,
+                                                says: str) -> None:
+    github_server.tokens[TOKEN] = "alice"
+    github_server.add_repo("o/r")
+    r = _graphql(github_server, query)
+    assert r.status_code == 200
+    doc = r.json()
+    assert "data" not in doc and doc["errors"]
+    assert any(says in e["message"] for e in doc["errors"])
+    assert all(e["locations"] for e in doc["errors"])
+    assert github_server.invalid_queries == (0 if "Syntax" in says else 1)
+
+
+def test_enrichs_own_query_is_valid_against_the_schema() -> None:
+    import graphql
+    from fakeapi.github import SCHEMA
+
+    from enrich.fetch.github import build_graphql_query
+
+    query, variables = build_graphql_query([("a-b", "c.d"), ("x", "y")])
+    document = graphql.parse(query)
+    assert graphql.validate(SCHEMA, document) == []
+    result = graphql.execute(SCHEMA, document, root_value={}, variable_values=variables)
+    assert not result.errors  # the variables have the declared types
+
+
+def test_follow_renames_false_refuses_an_old_name(github_server: FakeGitHub) -> None:
+    github_server.tokens[TOKEN] = "alice"
+    github_server.add_repo("old/name")
+    github_server.rename("old/name", "Fresh/Name")
+    q = '{ r0: repository(owner: "old", name: "name", followRenames: false) { url } }'
+    doc = _graphql(github_server, q).json()
+    assert doc["data"] == {"r0": None} and doc["errors"][0]["type"] == "NOT_FOUND"
 
 
 def test_graphql_secondary_limit(github_server: FakeGitHub) -> None:

@@ -15,6 +15,7 @@ import pytest
 from fakeapi.arxiv import FakeArxiv, arxiv_config
 from harness import Fetched, afetch_ids, fetch_ids, open_enricher, wait_for_requests
 
+from enrich._version import PROJECT_URL, USER_AGENT
 from enrich.fetch.arxiv import canonical_query_id, clean_abstract, split_entry_id
 
 
@@ -196,12 +197,46 @@ def test_429_with_retry_after_is_honoured_then_succeeds(arxiv_server: FakeArxiv)
     assert t2 - t1 >= 0.29 and time.monotonic() - t0 < 2
 
 
-def test_429_without_retry_after_backs_off_and_succeeds(arxiv_server: FakeArxiv) -> None:
+def test_429_without_retry_after_waits_throttle_wait_then_retries_once(
+        arxiv_server: FakeArxiv) -> None:
     add_titled(arxiv_server, ["2301.00001"])
-    arxiv_server.rate_limit(times=2)
-    got = fetch(arxiv_server, ["2301.00001"])
+    arxiv_server.rate_limit()
+    got = fetch(arxiv_server, ["2301.00001"], arxiv__throttle_wait=0.4)
+    t1, t2 = (r.time for r in arxiv_server.requests)
     assert got.statuses == {"2301.00001": "ok"}
-    assert got.requests["arxiv"] == 3
+    assert got.requests["arxiv"] == 2
+    assert t2 - t1 >= 0.39  # not the backoff of http.backoff (0.01 s here)
+
+
+def test_a_second_429_in_a_row_stops_arxiv_for_the_run(arxiv_server: FakeArxiv,
+                                                       tmp_path: Path) -> None:
+    # before: 5 requests in ~16 s, the batch failed and every later batch was skipped;
+    # now: 2 requests throttle_wait apart, then nothing more; cached papers stay stale
+    ids = ["2301.00001", "2301.00002", "2301.00003", "2301.00004"]
+    add_titled(arxiv_server, ids)
+    cfg = arxiv_config(arxiv_server, tmp_path / "c.sqlite3", arxiv__batch_size=2,
+                       arxiv__throttle_wait=0.3, cache__arxiv_ttl=0)
+    first = fetch_ids(cfg, ids[:1])
+    assert first.statuses == {"2301.00001": "ok"}
+    arxiv_server.reset_log()
+    arxiv_server.rate_limit(times=3)
+    t0 = time.monotonic()
+    got = fetch_ids(cfg, ids)
+    assert got.requests["arxiv"] == 2 == arxiv_server.count("query")
+    assert 0.29 <= time.monotonic() - t0 < 2
+    assert got.statuses == {"2301.00001": "stale", "2301.00002": "missing",
+                            "2301.00003": "missing", "2301.00004": "missing"}
+    assert len(set(got.messages.values())) == 1  # one cause, one message
+    assert "429" in got.messages["2301.00003"] and "for this run" in got.messages["2301.00003"]
+
+
+def test_a_429_then_another_fault_keeps_retrying_as_usual(arxiv_server: FakeArxiv) -> None:
+    add_titled(arxiv_server, ["2301.00001"])
+    arxiv_server.rate_limit()
+    arxiv_server.faults.add("query", "status", status=503, body=b"down")
+    arxiv_server.rate_limit()
+    got = fetch(arxiv_server, ["2301.00001"])
+    assert got.statuses == {"2301.00001": "ok"} and got.requests["arxiv"] == 4
 
 
 def test_retry_after_longer_than_we_may_wait_stops_arxiv_for_the_run(
@@ -348,7 +383,8 @@ def test_no_authorization_header_ever_reaches_arxiv(arxiv_server: FakeArxiv, tmp
     assert req.credential == "anon"
     assert not any(k.lower() == "authorization" for k in req.headers)
     assert "ghp_secret" not in repr(req.headers) and "hunter2" not in repr(req.headers)
-    assert req.headers["User-Agent"].startswith("enrich/")
+    assert req.headers["User-Agent"] == USER_AGENT  # names the tool, its version, its home
+    assert PROJECT_URL in USER_AGENT and USER_AGENT.startswith("enrich/")
 
 
 def test_requests_start_at_least_min_interval_apart(arxiv_server: FakeArxiv) -> None:
@@ -479,3 +515,18 @@ def test_split_entry_id(entry_id: str, expected: tuple[str, str | None]) -> None
 def test_clean_abstract_unwraps_lines_but_keeps_paragraphs() -> None:
     wrapped = "  We study X\nand Y.\n  We also\tfind Z.\n\n\nDone.  "
     assert clean_abstract(wrapped) == "We study X and Y.\n\nWe also find Z.\n\nDone."
+
+
+def test_an_arxiv_release_without_its_feed_parser_fails_loudly_at_import(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # enrich reads feeds with arxiv._feed.parse (not part of the package's documented
+    # client; the version range is pinned): if a release moves it, enrich must refuse to
+    # start rather than misread feeds
+    import arxiv
+
+    from enrich.fetch import arxiv_http
+
+    assert arxiv_http._feed_parser() is arxiv._feed.parse
+    monkeypatch.delattr(arxiv._feed, "parse")
+    with pytest.raises(ImportError, match=r"arxiv>=4\.0,<4\.1"):
+        arxiv_http._feed_parser()

@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 from enrich import Enricher
 from enrich._version import USER_AGENT
 from enrich.config import Config
+from enrich.errors import ConfigError
 from enrich.fetch.github import build_graphql_query, split_key
 from enrich.fetch.policy import credential_id, github_rate_limit
 
@@ -141,13 +142,28 @@ def test_graphql_not_found_alias_does_not_fail_others(github_server: FakeGitHub)
     assert not got.messages and got.requests["github"] == 1
 
 
-def test_graphql_blocked_repo_is_unavailable(github_server: FakeGitHub) -> None:
+def test_graphql_blocked_repo_is_forbidden_and_rest_tells_the_451(
+        github_server: FakeGitHub) -> None:
+    # GraphQL reports a blocked repository as FORBIDDEN: only REST's 451 says why
     github_server.tokens[TOKEN] = "alice"
     github_server.add_repo("dmca/thing")
     github_server.block("dmca/thing")
     got = fetch(github_config(github_server, token=TOKEN), ["dmca/thing"])
     assert got.statuses == {"dmca/thing": "unavailable"}
-    assert got.requests["github"] == 1
+    assert [r.endpoint for r in github_server.requests] == ["graphql", "rest"]
+    assert github_server.count_status(451) == 1
+
+
+def test_graphql_blocked_repo_reported_not_found_is_not_found(
+        github_server: FakeGitHub) -> None:
+    # the other shape: NOT_FOUND, which GraphQL also gives a missing or private
+    # repository; it is not worth a REST request per missing repository
+    github_server.tokens[TOKEN] = "alice"
+    github_server.add_repo("dmca/thing")
+    github_server.block("dmca/thing")
+    github_server.graphql_blocked_type = "NOT_FOUND"
+    got = fetch(github_config(github_server, token=TOKEN), ["dmca/thing"])
+    assert got.statuses == {"dmca/thing": "not_found"} and got.requests["github"] == 1
 
 
 def test_graphql_unknown_alias_error_asks_rest_instead(github_server: FakeGitHub) -> None:
@@ -165,13 +181,16 @@ def test_graphql_unknown_alias_error_asks_rest_instead(github_server: FakeGitHub
     assert got.requests["github"] == 2
 
 
-def test_graphql_bad_token_fails_all_keys_once(github_server: FakeGitHub) -> None:
+def test_graphql_bad_token_is_a_config_error_after_one_request(
+        github_server: FakeGitHub) -> None:
     keys = github_server.add_synthetic(250)  # no valid tokens at all
-    got = fetch(github_config(github_server, token=TOKEN), keys)
-    assert github_server.count() == 1 and got.requests["github"] == 1
-    assert got.statuses == dict.fromkeys(keys, "error") and set(got.messages) == set(keys)
-    assert all(m.startswith("GitHub rejected the token (401)") for m in got.messages.values())
-    assert not any(_leaks(m) for m in got.messages.values())
+    cfg = github_config(github_server, token=TOKEN)
+    cfg.github.token_env = "MY_GH_TOKEN"
+    with pytest.raises(ConfigError) as exc:
+        fetch(cfg, keys)
+    assert github_server.count() == 1
+    assert str(exc.value) == ("GitHub rejected the token in MY_GH_TOKEN (HTTP 401): set a "
+                              "valid token in MY_GH_TOKEN, or unset it to fetch without one")
 
 
 @pytest.mark.parametrize("error_type", ["RATE_LIMITED", "RATE_LIMIT"])
@@ -206,14 +225,39 @@ def test_graphql_server_errors_are_retried(github_server: FakeGitHub) -> None:
     assert got.statuses == dict.fromkeys(keys, "ok") and got.requests["github"] == 3
 
 
-def test_graphql_resource_limit_error_fails_batch_without_retry(
-        github_server: FakeGitHub) -> None:
+@pytest.mark.parametrize("limit", ["nodes", "resources", "timeout"])
+def test_graphql_query_too_big_is_split_in_halves_and_the_size_kept(
+        github_server: FakeGitHub, limit: str, caplog: pytest.LogCaptureFixture) -> None:
+    # before: one error for all 100 repositories of the batch, nothing retried smaller;
+    # now: 100 -> 50 -> 25, then 25 per query for the rest of the run
+    caplog.set_level(logging.INFO, logger="enrich.fetch.github")
     github_server.tokens[TOKEN] = "alice"
-    github_server.graphql_max_aliases = 2
-    keys = github_server.add_synthetic(3)
+    keys = github_server.add_synthetic(150)
+    if limit == "nodes":
+        github_server.graphql_max_nodes = 25 * 21  # 1 + 20 topics per repository
+    elif limit == "resources":
+        github_server.graphql_resource_limit = 25
+    else:
+        github_server.graphql_slow_over = 25
     got = fetch(github_config(github_server, token=TOKEN), keys)
-    assert got.statuses == dict.fromkeys(keys, "error") and got.requests["github"] == 1
-    assert "Resource limits" in got.messages[keys[0]]
+    assert got.statuses == dict.fromkeys(keys, "ok")
+    sizes = [len(re.findall(r"repository\(", json.loads(r.body)["query"]))
+             for r in github_server.requests]
+    tries = 2 if limit == "timeout" else 1  # a 502 is believed when a retry gets one too
+    assert sizes == [100] * tries + [50] * tries + [25] * 6
+    said = [r.getMessage() for r in caplog.records if "per query from now on" in r.getMessage()]
+    assert len(said) == 2 and "asking 25 per query" in said[1]
+    assert github_server.invalid_queries == 0
+
+
+def test_graphql_single_repository_too_big_fails_alone(github_server: FakeGitHub) -> None:
+    github_server.tokens[TOKEN] = "alice"
+    keys = github_server.add_synthetic(2)
+    github_server.graphql_max_nodes = 1
+    got = fetch(github_config(github_server, token=TOKEN), keys)
+    assert got.statuses == dict.fromkeys(keys, "error")
+    assert got.requests["github"] == 3  # 2, then 1 and 1
+    assert "MAX_NODE_LIMIT_EXCEEDED" in got.messages[keys[0]]
 
 
 # -- REST (no token) ------------------------------------------------------------------------
@@ -613,12 +657,13 @@ def test_token_never_leaks(github_server: FakeGitHub, other_host: FakeGitHub,
     github_server.exhaust(TOKEN, resource="graphql")
     results.append(fetch(cfg, keys, refresh=True))  # past the cache: to the spent limit
     bad = github_config(github_server, token=TOKEN + "-revoked")
-    results.append(fetch(bad, keys, refresh=True))
+    with pytest.raises(ConfigError) as rejected:
+        fetch(bad, keys, refresh=True)
     # the cached records are served as stale, with why they could not be refreshed
-    assert results[1].having("stale") == results[2].having("stale") == set(keys)
+    assert results[1].having("stale") == set(keys)
     assert all("not fetched this run" in results[1].messages[k] for k in keys)
-    assert all(results[2].messages[k].startswith("GitHub rejected the token") for k in keys)
-    for got in results:
+    assert str(rejected.value).startswith("GitHub rejected the token in GITHUB_TOKEN")
+    for got in [*results, rejected.value]:
         assert not _leaks(repr(got))
     text = "\n".join(f"{r.name} {r.getMessage()} {r.args!r} {r.exc_text or ''}"
                      for r in caplog.records)

@@ -419,7 +419,9 @@ def test_slowloris_is_cut_by_a_total_deadline(
     # 2 attempts each, each cut at its deadline (GitHub: 3 timeouts); a drip lasts 20 s
     all_failed_run(w, before, limit=12)  # well under the 20 s drip
     assert w.arxiv.count() == 2
-    assert w.github.count() == 2 * N_REPOS
+    # all 8 repositories at once: 8 failed attempts in a row stop GitHub for the run
+    # (the circuit breaker); at most the retries already in flight go out after that
+    assert N_REPOS <= w.github.count() < 2 * N_REPOS
 
 
 @pytest.mark.parametrize("side", ["arxiv", "github"])

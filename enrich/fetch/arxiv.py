@@ -17,12 +17,16 @@ Verdicts per id:
   ``arXiv says: ...``; the rest of its batch is asked again without it. When the Error
   entry names no id of the batch, a 414, or a feed the package cannot read, the batch
   is halved until the culprit stands alone.
-- Transient failures (429, 5xx, 408, connection reset, timeout, truncated or non-Atom
+- Transient failures (5xx, 408, connection reset, timeout, truncated or non-Atom
   body, a 200 reading ``Rate exceeded.``) are retried by tenacity up to
   ``http.max_retries`` times, waiting the ``Retry-After`` or an exponential backoff
-  from ``http.backoff`` capped at ``http.backoff_max``. A ``Retry-After`` longer than
-  ``http.backoff_max`` (arXiv throttles for hours at times) stops arXiv fetching for the
-  run: the batch and every later one go to ``missing``.
+  from ``http.backoff`` capped at ``http.backoff_max``.
+- **Throttling** (spec section 4): a 429 is waited out once, for its ``Retry-After`` or
+  else ``arxiv.throttle_wait`` (60 s; throttling lasts long and early retries lengthen
+  it), before one more try. A second 429 in a row, or a ``Retry-After`` longer than
+  ``http.backoff_max`` (arXiv throttles for hours at times), stops arXiv fetching for
+  the run: the batch and every later one go to ``missing``, with one message, logged
+  once as a warning (cached papers are then served as ``stale``).
 - Retries exhausted -> the batch's ids go to ``failed`` with the status, the URL (no
   query) and the attempt count, and later batches are not attempted (``missing``): a
   down or throttling API is not hammered batch after batch.
@@ -37,7 +41,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from tenacity import AsyncRetrying, retry_if_result
+from tenacity import AsyncRetrying, RetryCallState, retry_if_result
 
 from .._version import USER_AGENT
 from ..config import Config
@@ -62,9 +66,14 @@ class _Run:
     missing: dict[str, str] = field(default_factory=dict)
     stop_reason: str | None = None
 
-    def stop(self, msg: str) -> None:
+    def stop(self, msg: str, *, throttled: bool = False) -> None:
+        """Ask arXiv nothing more this run; a throttle gives every id the same message
+        (one cause, one line), a failure names the batch that failed."""
         if self.stop_reason is None:
-            self.stop_reason = f"not attempted: an earlier arXiv batch failed ({msg})"
+            self.stop_reason = msg if throttled else \
+                f"not attempted: an earlier arXiv batch failed ({msg})"
+            if throttled:
+                log.warning("%s", msg)
 
 
 class ArxivFetcher:
@@ -155,13 +164,30 @@ class ArxivFetcher:
 
     async def _ask(self, ids: list[str]) -> tuple[Reply, int]:
         """One query for ``ids``, repeated by tenacity while the answer is transient;
-        the last reply and the number of attempts."""
+        the last reply and the number of attempts.
+
+        A 429 is waited out for its ``Retry-After``, else ``arxiv.throttle_wait``, and
+        asked once more; a second 429 in a row ends the loop (:meth:`_give_up` then stops
+        arXiv for the run)."""
         http = self.config.http
-        wait = BackoffOrRetryAfter(http.backoff, http.backoff_max,
-                                   lambda r: r.retry_after)
+        throttle_wait = self.config.arxiv.throttle_wait
+        backoff = BackoffOrRetryAfter(http.backoff, http.backoff_max,
+                                      lambda r: r.retry_after)
+        statuses: list[int | None] = []
+
+        def wait(state: RetryCallState) -> float:
+            if statuses[-1] == 429:
+                asked = backoff.asked(state)
+                return throttle_wait if asked is None else asked
+            return backoff(state)
+
+        def stop(state: RetryCallState) -> bool:
+            return (state.attempt_number > http.max_retries or backoff.too_long(state)
+                    or statuses[-2:] == [429, 429])
+
         retrying = AsyncRetrying(
             retry=retry_if_result(lambda r: r.kind == "transient"),
-            stop=lambda state: state.attempt_number > http.max_retries or wait.too_long(state),
+            stop=stop,
             wait=wait,
             before_sleep=lambda state: log.info(
                 "arXiv: %s; retry %d/%d", state.outcome.result().message,
@@ -173,7 +199,9 @@ class ArxivFetcher:
         async def attempt() -> Reply:
             nonlocal attempts
             attempts += 1
-            return await self.api.query(ids)
+            reply = await self.api.query(ids)
+            statuses.append(reply.status)
+            return reply
 
         reply: Reply = await retrying(attempt)
         return reply, attempts
@@ -195,13 +223,18 @@ class ArxivFetcher:
     def _give_up(self, ids: list[str], reply: Reply, attempts: int, run: _Run) -> None:
         """A final answer, retries spent, or a rate limit asking for too long a wait."""
         cap = self.config.http.backoff_max
+        msg = None
         if reply.kind == "transient" and reply.retry_after is not None and \
                 reply.retry_after > cap:
             msg = (f"arXiv rate limit: HTTP {reply.status} asks to wait "
                    f"{reply.retry_after:.0f} s (more than http.backoff_max={cap:g} s); "
                    f"stopped fetching from {self.api.safe_url} for this run")
+        elif reply.status == 429:
+            msg = (f"arXiv is throttling (HTTP 429 again after waiting); stopped fetching "
+                   f"from {self.api.safe_url} for this run")
+        if msg is not None:
             run.missing.update(dict.fromkeys(ids, msg))
-            run.stop(msg)
+            run.stop(msg, throttled=True)
             return
         msg = self._message(reply, attempts)
         run.failed.update(dict.fromkeys(ids, msg))

@@ -49,7 +49,7 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type
 
 from .._version import USER_AGENT
 from ..config import Config
-from ..errors import FetchError
+from ..errors import ConfigError, FetchError
 from ..models import Repo
 from . import FetchResult, OnBatch
 from .policy import (
@@ -74,6 +74,17 @@ TOPICS_FIRST = 20
 MAX_REDIRECTS = 3
 #: Longest GitHub error message quoted in a failure (it is untrusted text).
 _MAX_MESSAGE = 200
+#: Consecutive failed REST attempts (5xx, timeouts, resets, unusable bodies; any
+#: repositories) after which GitHub is not asked again this run: two rounds at the
+#: default concurrency. GraphQL's limit is one query's retries plus one attempt
+#: (``http.max_retries + 2``), so that a query failing for good can still be split.
+OUTAGE_REST_ATTEMPTS = 8
+#: GraphQL error types saying the query is too big for GitHub (not the repositories):
+#: the batch is asked again in halves.
+TOO_BIG_TYPES = frozenset({"MAX_NODE_LIMIT_EXCEEDED", "RESOURCE_LIMITS_EXCEEDED"})
+#: Statuses GitHub gives a query that ran past its 10 s: twice in a row for one query
+#: (one retry), they too make the batch smaller.
+TOO_SLOW_STATUSES = frozenset({502, 504})
 _OWNER = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9]|-(?=[A-Za-z0-9])){0,38}")
 _REPO = re.compile(r"[A-Za-z0-9._-]{1,100}")
 _TOO_LONG = re.compile(_OWNER.pattern + r"/[A-Za-z0-9._-]{101,}")
@@ -165,6 +176,10 @@ class _AuthFailed(Exception):
     """The token was rejected (401): no further request is worth sending."""
 
 
+class _TooBig(Exception):
+    """GitHub found a GraphQL query too big or too slow: ask for fewer repositories."""
+
+
 _UNREAD: Any = object()
 _NOT_JSON: Any = object()  # what _Answer.decoded() gives for a body that is not JSON
 
@@ -225,6 +240,8 @@ class _Tries:
 
     failures: int = 0
     limited: int = 0
+    too_slow: int = 0
+    """502/504 answers in a row."""
 
 
 @dataclass
@@ -272,6 +289,11 @@ class GithubFetcher:
         self._stop_reset: datetime | None = None
         self._stop_ends_at_reset = False  # a spent quota ends at reset; a spent budget does not
         self._rng = random.Random()
+        self._batch_size = config.github.batch_size
+        """Repositories per GraphQL query: halved when GitHub finds a query too big, and
+        kept for the rest of the run."""
+        self._failures = 0
+        """Failed attempts in a row (any request): the circuit breaker's count."""
 
     async def aclose(self) -> None:
         await self._client.aclose()
@@ -283,11 +305,18 @@ class GithubFetcher:
         return quote_untrusted(text, limit, secrets)
 
     async def fetch(self, keys: Sequence[str], etags: Mapping[str, str] | None = None, *,
+                    names: Mapping[str, str] | None = None,
                     on_batch: OnBatch[Repo] | None = None) -> FetchResult[Repo]:
         """Fetch ``keys`` (lower-case ``owner/repo``); never raises for one key's failure.
 
         ``etags`` are the cached ETags of this fetcher's credential (REST only; GraphQL
         has none): a revalidation is a conditional request, or one cheap GraphQL pass.
+        ``names`` are the canonical names learned for renamed repositories (the cached
+        ``full_name``): REST asks for those directly, one request instead of a 301 and
+        ``/repositories/ID`` (GraphQL follows renames in the same query anyway).
+
+        Raises :class:`~enrich.errors.ConfigError` when GitHub rejects the configured
+        token (401): a configuration error, not a network failure.
         """
         run = _Run(result=FetchResult(), on_batch=on_batch)
         wanted: dict[str, tuple[str, str]] = {}
@@ -310,7 +339,9 @@ class GithubFetcher:
         if self._token:
             await self._fetch_graphql(run, wanted)
         else:
-            await self._fetch_rest(run, wanted, etags or {})
+            await self._fetch_rest(run, wanted, etags or {}, names or {})
+        if run.auth_error is not None and self._token:
+            raise ConfigError(run.auth_error)
         result = run.result
         logger.debug("github: %d keys, %d requests, %d ok, %d not modified, %d failed, "
                      "%d missing", len(wanted), result.requests, len(result.records),
@@ -320,13 +351,13 @@ class GithubFetcher:
     # -- REST ------------------------------------------------------------------------
 
     async def _fetch_rest(self, run: _Run, wanted: Mapping[str, tuple[str, str]],
-                          etags: Mapping[str, str]) -> None:
+                          etags: Mapping[str, str], names: Mapping[str, str]) -> None:
         sem = asyncio.Semaphore(self._config.github.concurrency)
 
         async def one(key: str, owner: str, repo: str) -> None:
             async with sem:
                 await self._guarded(run, key, lambda: self._rest_one(
-                    run, key, owner, repo, etags.get(key)))
+                    run, key, owner, repo, etags.get(key), _canonical(key, names)))
 
         await asyncio.gather(*(one(k, o, r) for k, (o, r) in wanted.items()))
 
@@ -356,8 +387,10 @@ class GithubFetcher:
         return url
 
     async def _rest_one(self, run: _Run, key: str, owner: str, repo: str,
-                        etag: str | None) -> None:
-        url = self._repo_url(owner, repo)
+                        etag: str | None, canonical: tuple[str, str] | None = None) -> None:
+        """``GET /repos/{owner}/{repo}``, or the canonical name learned last time for a
+        renamed repository (conditional all the same: the ETag is the repository's)."""
+        url = self._repo_url(*(canonical or (owner, repo)))
         for _hop in range(MAX_REDIRECTS + 1):
             headers = {"If-None-Match": etag} if etag else {}
             ans = await self._exchange(run, "GET", url, headers=headers,
@@ -374,6 +407,13 @@ class GithubFetcher:
                 return
             if status in (301, 302, 303, 307, 308):
                 url = self._redirect_target(key, ans)
+                continue
+            if status in (404, 410) and canonical is not None:
+                # the name learned last time is gone (renamed again, or deleted): the
+                # log's name decides, as on a first fetch
+                logger.debug("github %s: the name learned before answers %d; asking %s",
+                             key, status, key)
+                canonical, etag, url = None, None, self._repo_url(owner, repo)
                 continue
             if status in (404, 410):
                 run.result.records[key] = Repo(status="not_found", fetched_at=_now())
@@ -441,22 +481,32 @@ class GithubFetcher:
     # -- GraphQL ---------------------------------------------------------------------
 
     async def _fetch_graphql(self, run: _Run, wanted: Mapping[str, tuple[str, str]]) -> None:
-        """One query per batch, one at a time (GitHub asks for serial requests)."""
-        items = list(wanted.items())
-        size = self._config.github.batch_size
-        for batch in (items[n:n + size] for n in range(0, len(items), size)):
+        """One query per batch, one at a time (GitHub asks for serial requests).
+
+        A query GitHub finds too big (``MAX_NODE_LIMIT_EXCEEDED``,
+        ``RESOURCE_LIMITS_EXCEEDED``, or a 502/504 persisting after a retry) is asked
+        again in halves, and the size that works is kept for the rest of the run.
+        """
+        todo = list(wanted.items())
+        while todo:
+            batch, todo = todo[:self._batch_size], todo[self._batch_size:]
             if self._stop_message is not None:
                 self._mark_missing(run, [k for k, _ in batch])
-                continue
-            if run.auth_error is not None:
-                for key, _ in batch:
-                    run.result.failed[key] = run.auth_error
                 continue
             try:
                 ans = await self._graphql_send(run, batch)
                 fallback = self._graphql_records(run, batch, ans)
             except _Stopped:
                 self._mark_missing(run, [k for k, _ in batch])
+                continue
+            except _TooBig as exc:
+                if len(batch) > 1:
+                    self._batch_size = (len(batch) + 1) // 2
+                    logger.info("GitHub GraphQL: %s for %d repositories; asking %d per "
+                                "query from now on", exc, len(batch), self._batch_size)
+                    todo = batch + todo
+                else:
+                    run.result.failed[batch[0][0]] = f"GitHub GraphQL: {exc}"
                 continue
             except (_AuthFailed, FetchError) as exc:
                 for key, _ in batch:
@@ -467,16 +517,22 @@ class GithubFetcher:
                 if made:
                     await run.on_batch(made)
             if fallback:
-                await self._fetch_rest(run, {k: wanted[k] for k in fallback}, {})
+                await self._fetch_rest(run, {k: wanted[k] for k in fallback}, {}, {})
 
     async def _graphql_send(self, run: _Run, batch: Sequence[tuple[str, tuple[str, str]]]
                             ) -> _Answer:
         """The GraphQL query for ``batch``, sent until it gets an answer worth reading."""
         query, variables = build_graphql_query([pair for _, pair in batch])
         body = json.dumps({"query": query, "variables": variables}).encode()
-        return await self._exchange(run, "POST", self._graphql_url, content=body,
-                                    headers={"Content-Type": "application/json"},
-                                    graphql=True, parse=_graphql_document)
+        try:
+            return await self._exchange(run, "POST", self._graphql_url, content=body,
+                                        headers={"Content-Type": "application/json"},
+                                        graphql=True, parse=_graphql_document)
+        except FetchError as exc:
+            if exc.status in TOO_SLOW_STATUSES:
+                raise _TooBig(f"HTTP {exc.status} after {exc.attempt} attempts (GitHub "
+                              "stops a query after 10 s)") from None
+            raise
 
     def _graphql_records(self, run: _Run, batch: Sequence[tuple[str, tuple[str, str]]],
                          ans: _Answer) -> list[str]:
@@ -491,6 +547,10 @@ class GithubFetcher:
         raw_data = doc.get("data")
         data: dict[str, Any] = raw_data if isinstance(raw_data, dict) else {}
         errors = _error_dicts(doc)
+        too_big = next((e for e in errors if e.get("type") in TOO_BIG_TYPES), None)
+        if too_big is not None:
+            raise _TooBig(f"{self._quote(too_big.get('type'), 40)}: "
+                          f"{self._quote(too_big.get('message', ''), 120)}")
         by_alias: dict[str, dict[str, Any]] = {}
         general: list[str] = []
         for err in errors:
@@ -511,14 +571,12 @@ class GithubFetcher:
                     run.result.failed[key] = f"GitHub GraphQL gave an unusable record: {exc}"
             elif alias_err is not None:
                 etype = str(alias_err.get("type", ""))
-                message = str(alias_err.get("message", ""))
-                if etype == "NOT_FOUND":
+                if etype == "NOT_FOUND":  # a blocked repository may be one too
                     run.result.records[key] = Repo(status="not_found", fetched_at=_now())
-                elif etype == "UNAVAILABLE_FOR_LEGAL_REASONS" or "blocked" in message.lower():
-                    run.result.records[key] = Repo(status="unavailable", fetched_at=_now())
                 else:
-                    # Undocumented per-repository error (how GraphQL shows a blocked
-                    # repository is unverified): REST has documented answers (404, 451).
+                    # FORBIDDEN (how GraphQL shows a blocked repository, among other
+                    # refusals) or an undocumented type: only REST tells a 451 (DMCA)
+                    # from the rest, with documented answers (404, 451).
                     logger.debug("github GraphQL error %s for %s; asking REST",
                                  self._quote(etype, 60), key)
                     fallback.append(key)
@@ -584,7 +642,8 @@ class GithubFetcher:
 
         retrying = AsyncRetrying(
             retry=retry_if_exception_type(_Transient), wait=wait, reraise=True,
-            stop=lambda _state: tries.failures > cfg.max_retries,
+            stop=lambda _state: tries.failures > cfg.max_retries or (
+                graphql and tries.too_slow >= 2),
             before_sleep=lambda state: logger.debug(
                 "github %s %s: %s; retry %d", method, self._quote(url.path, 300),
                 state.outcome.exception() if state.outcome else "", tries.failures))
@@ -620,8 +679,12 @@ class GithubFetcher:
                              "an unusable Location", url=str(url), transient=False) from None
         except (httpx.RequestError, TimeoutError) as exc:
             tries.failures += 1
-            raise _Transient(f"{type(exc).__name__} talking to {url.host}",
-                             unreachable=isinstance(exc, httpx.ConnectError)) from None
+            tries.too_slow = 0
+            why = f"{type(exc).__name__} talking to {url.host}"
+            self._count_failure(graphql, why)
+            # refused (nothing listens) or no answer to connect (a blackholed host)
+            unreachable = isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout)
+            raise _Transient(why, unreachable=unreachable) from None
         self._note_quota(ans)
         verdict = self._rate_limit_of(ans, graphql)
         if verdict is not None:
@@ -631,15 +694,32 @@ class GithubFetcher:
         run.secondary_streak = 0
         if is_transient(ans.status):
             tries.failures += 1
+            tries.too_slow = tries.too_slow + 1 if ans.status in TOO_SLOW_STATUSES else 0
+            self._count_failure(graphql, f"HTTP {ans.status} from {url.host}")
             raise _Transient(f"HTTP {ans.status} from {url.host}", ans.status)
         if ans.status == 200 and parse is not None:
             try:
                 ans.parsed = parse(ans)
             except _Garbage as exc:
                 tries.failures += 1
+                tries.too_slow = 0
+                self._count_failure(graphql, f"{exc} from {url.host}")
                 raise _Transient(f"{exc} from {url.host}", ans.status) from None
+        self._failures = 0
         return ans
 
+    def _count_failure(self, graphql: bool, why: str) -> None:
+        """The circuit breaker: after a few failed attempts in a row, whatever the
+        repositories, GitHub is down for this run: stop asking it (the cache serves the
+        rest as stale, or they are missing) instead of retrying every repository.
+        Raises :class:`_Stopped` when it trips."""
+        self._failures += 1
+        limit = (self._config.http.max_retries + 2) if graphql else OUTAGE_REST_ATTEMPTS
+        if self._failures >= limit:
+            self._stop(f"GitHub is failing ({self._failures} attempts in a row failed, the "
+                       f"last with {self._quote(why, 120)})", None, primary=False,
+                       over_budget=False)
+            raise _Stopped
     async def _send(self, run: _Run, method: str, url: httpx.URL,
                     headers: Mapping[str, str] | None, content: bytes | None) -> _Answer:
         """One HTTP request with the body capped at ``http.max_bytes``."""
@@ -785,12 +865,28 @@ class GithubFetcher:
 
     def _auth_error(self, run: _Run, ans: _Answer) -> _AuthFailed:
         if self._token:
-            msg = ("GitHub rejected the token (401): check the variable named by "
-                   "github.token_env")
+            var = self._config.github.token_env
+            msg = (f"GitHub rejected the token in {var} (HTTP 401): set a valid token in "
+                   f"{var}, or unset it to fetch without one")
+            # nothing more is sent; fetch() raises ConfigError with this one line (no
+            # warning logged besides it)
+            self._stop_message = msg
         else:
             msg = f"GitHub answered 401 without a token: {self._quote(ans.message())}"
         run.auth_error = msg
         return _AuthFailed(msg)
+
+
+def _canonical(key: str, names: Mapping[str, str]) -> tuple[str, str] | None:
+    """The canonical ``owner``, ``repo`` learned for a renamed ``key``, if it is one and
+    a valid name (it came from the API: untrusted)."""
+    name = names.get(key)
+    if not name or name.lower() == key:
+        return None
+    try:
+        return split_key(name)
+    except ValueError:
+        return None
 
 
 def _graphql_document(ans: _Answer) -> dict[str, Any]:

@@ -24,7 +24,9 @@ Behaviours a fetcher must survive, all on by default because the real API has th
   ``slow``) plus ``empty``: a 200 feed with ``totalResults`` 0 and no entries, the
   sporadic glitch behind arxiv.py's ``UnexpectedEmptyPageError``.
   ``srv.rate_limit()`` queues the throttle answer: 429 with the plain-text body
-  ``Rate exceeded.``.
+  ``Rate exceeded.``;
+- ``srv.miscount = True``: ``totalResults`` counts the ids asked for, found or not (a
+  short page, as the old feed gave).
 """
 
 from __future__ import annotations
@@ -139,6 +141,10 @@ class FakeArxiv(FakeServer):
         self.max_url_length = 8000
         self.scramble = True
         """Sort entries by date (newest first) instead of keeping the requested order."""
+        self.miscount = False
+        """Count every id asked for in ``totalResults``, found or not (the old feed's
+        style): ``totalResults`` then exceeds the entries served, which the arxiv
+        package's client reads as a short page and asks for the next one."""
         self._papers_lock = threading.Lock()
         self._next_synthetic = 0
 
@@ -276,7 +282,8 @@ class FakeArxiv(FakeServer):
         if self.scramble:
             found.sort(key=lambda pv: (pv[0].published, pv[0].id), reverse=True)
         page = found[start:start + max_results]
-        return 200, self.feed_xml(query, [self.entry_xml(p, v) for p, v in page], len(found))
+        total = max(len(found), len(wanted)) if self.miscount else len(found)
+        return 200, self.feed_xml(query, [self.entry_xml(p, v) for p, v in page], total)
 
     def feed_xml(self, query: dict[str, list[str]], entries: Sequence[str], total: int) -> bytes:
         sq = _first(query, "search_query", "")
@@ -388,13 +395,15 @@ def _matches(p: FakePaper, query: str) -> bool:
 def arxiv_config(srv: FakeArxiv, cache_path: Path | None = None, **overrides: Any) -> Config:
     """A Config pointed at ``srv`` with short waits; ``arxiv__batch_size=5`` style overrides.
 
-    Defaults: ``arxiv.min_interval`` 0, ``http.backoff`` 0.01 s (cap 0.05 s),
+    Defaults: ``arxiv.min_interval`` 0, ``arxiv.throttle_wait`` 0.05 s, ``http.backoff``
+    0.01 s (cap 0.05 s),
     ``http.timeout`` 2 s. ``cache_path`` defaults to ``./cache/enrich.sqlite3`` (the
     test's temporary working folder).
     """
     values: dict[str, Any] = {
         "arxiv.api_url": srv.api_url,
         "arxiv.min_interval": 0,
+        "arxiv.throttle_wait": 0.05,
         "http.backoff": 0.01,
         "http.backoff_max": 0.05,
         "http.timeout": 2,

@@ -16,15 +16,22 @@ It serves on 127.0.0.1 and mimics what the fetcher relies on, as recorded in
   spent: 403 (or 429, ``primary_status``) with remaining 0, and for GraphQL a
   200 carrying a ``RATE_LIMITED`` error.
 - Secondary limits queued with :meth:`FakeGitHub.secondary_limit`.
-- GraphQL: a small regex parser for the aliased
-  ``rN: repository(owner: ..., name: ...)`` lookups (literal strings or
-  ``$variables``) and the ``rateLimit`` field; per-alias ``NOT_FOUND`` errors
-  next to the other aliases' data; renames followed.
+- GraphQL: every query is parsed and validated with graphql-core against
+  ``github_schema.graphql`` (the part of GitHub's schema enrich uses, with its real
+  names, arguments and nullability) and executed against it: a misspelt field, a
+  missing argument or a wrong type is refused as GitHub refuses it (200, ``errors``
+  only, no ``data``). Per-alias errors carry GitHub's top-level ``type``
+  (``NOT_FOUND`` beside the other aliases' data); renames are followed unless
+  ``followRenames: false``.
+- Query limits: ``graphql_max_nodes`` (GitHub's 500,000; a query over it gets
+  ``MAX_NODE_LIMIT_EXCEEDED`` and no data), ``graphql_resource_limit`` (lookups
+  past it fail with ``RESOURCE_LIMITS_EXCEEDED`` beside the others' data), and
+  ``graphql_slow_over`` (a query with more lookups runs past GitHub's 10 s: 502).
 
-A DMCA-blocked repository in GraphQL is unverified in reality; this fake
-answers it with an error of type ``graphql_blocked_type``
-(``UNAVAILABLE_FOR_LEGAL_REASONS`` by default, message "Repository access
-blocked") for that alias and ``null`` data, like a missing repository.
+A DMCA-blocked repository: REST answers 451 with a ``block`` object; GraphQL gives
+the alias ``null`` and an error of type ``graphql_blocked_type`` (``FORBIDDEN`` by
+default; ``NOT_FOUND`` is the other shape seen), which only REST can tell from
+other refusals.
 
 Every request is logged by the base class (``srv.count(endpoint=..., credential=...)``,
 the credential being the token value or ``anon``); answers are counted by
@@ -41,13 +48,24 @@ import re
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Awaitable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
 import pytest
+from graphql import (
+    DocumentNode,
+    FieldNode,
+    GraphQLError,
+    OperationDefinitionNode,
+    build_schema,
+    execute,
+    parse,
+    validate,
+)
 
 from enrich.config import Config
 
@@ -67,15 +85,13 @@ SECONDARY_MESSAGE = (
 
 _REPOS_PATH = re.compile(r"^/repos/([^/]+)/([^/]+)/?$")
 _BY_ID_PATH = re.compile(r"^/repositories/(\d+)/?$")
-_ALIAS_CALL = re.compile(
-    r"(?:(?P<alias>[_A-Za-z][_0-9A-Za-z]*)\s*:\s*)?repository\s*\((?P<args>[^)]*)\)")
-_ARG = r"{name}\s*:\s*(?:\"(?P<lit>(?:[^\"\\]|\\.)*)\"|\$(?P<var>[_A-Za-z][_0-9A-Za-z]*))"
-
-#: Top-level fields of a GraphQL Repository node this fake can answer.
-GRAPHQL_FIELDS = (
-    "nameWithOwner", "url", "description", "homepageUrl", "stargazerCount", "forkCount",
-    "licenseInfo", "repositoryTopics", "primaryLanguage", "isArchived", "isFork", "pushedAt",
-)
+#: The part of GitHub's GraphQL schema enrich uses (tests/fakeapi/github_schema.graphql):
+#: every query is validated against it and executed by graphql-core.
+SCHEMA = build_schema((Path(__file__).parent / "github_schema.graphql").read_text("utf-8"))
+#: GitHub's body for a query that ran past its 10 s (with HTTP 502).
+TIMEOUT_MESSAGE = ("Something went wrong while executing your query. This may be the result "
+                   "of a timeout, or it could be a GitHub bug. Please include "
+                   "`0000:1111:2222:3333:44444444` when reporting this issue.")
 
 
 @dataclass
@@ -134,8 +150,16 @@ class FakeGitHub(FakeServer):
         self.graphql_limit = 5000
         self.primary_status = 403
         self.graphql_ratelimit_type = "RATE_LIMITED"
-        self.graphql_blocked_type = "UNAVAILABLE_FOR_LEGAL_REASONS"
-        self.graphql_max_aliases = 100
+        self.graphql_blocked_type = "FORBIDDEN"
+        #: GitHub's node limit (500,000); a query over it gets MAX_NODE_LIMIT_EXCEEDED
+        self.graphql_max_nodes = 500_000
+        #: repository lookups a query may make before the others fail with
+        #: RESOURCE_LIMITS_EXCEEDED (partial data), None: no such limit
+        self.graphql_resource_limit: int | None = None
+        #: a query with more repository lookups than this runs past GitHub's 10 s: 502
+        self.graphql_slow_over: int | None = None
+        #: queries refused by schema validation
+        self.invalid_queries = 0
         #: lower-case owner/name -> an error ``type`` GraphQL answers for that alias instead
         self.graphql_errors: dict[str, str] = {}
         self.redirect_base: str | None = None  # where 301s point; default: this server
@@ -340,10 +364,29 @@ def rest_repo_json(repo: FakeRepo, base: str) -> dict[str, Any]:
     }
 
 
-def graphql_repo_json(repo: FakeRepo, wanted: set[str]) -> dict[str, Any]:
-    """A GraphQL ``Repository`` node, limited to the top-level fields the query names."""
+def graphql_repo(repo: FakeRepo) -> dict[str, Any]:
+    """A GraphQL ``Repository`` with every field of the schema; execution keeps what the
+    query asks for (``repositoryTopics`` honours its ``first``)."""
     lic = _license_json(repo.license)
-    node: dict[str, Any] = {
+    topics = [{"id": f"RT_{repo.id}_{n}", "url": f"https://github.com/topics/{t}",
+               "resourcePath": f"/topics/{t}", "topic": {"id": f"T_{t}", "name": t}}
+              for n, t in enumerate(repo.topics)]
+
+    def repository_topics(info: Any, first: int | None = None, last: int | None = None,
+                          after: str | None = None, before: str | None = None
+                          ) -> dict[str, Any]:
+        if first is None and last is None:
+            raise GraphQLError("You must provide a `first` or `last` value to properly "
+                               "paginate the `repositoryTopics` connection.",
+                               extensions={"type": "MISSING_PAGINATION_BOUNDARIES"})
+        page = topics[:first] if first is not None else topics[-(last or 0):]
+        return {"nodes": page, "edges": [{"cursor": str(n), "node": t}
+                                         for n, t in enumerate(page)],
+                "totalCount": len(topics),
+                "pageInfo": {"hasNextPage": len(page) < len(topics), "hasPreviousPage": False,
+                             "startCursor": None, "endCursor": None}}
+
+    return {
         "id": f"R_kgDO{repo.id:08d}",
         "name": repo.name,
         "nameWithOwner": repo.full_name,
@@ -352,31 +395,19 @@ def graphql_repo_json(repo: FakeRepo, wanted: set[str]) -> dict[str, Any]:
         "homepageUrl": repo.homepage,
         "stargazerCount": repo.stars,
         "forkCount": repo.forks,
-        "licenseInfo": None if lic is None else
-        {"spdxId": lic["spdx_id"], "name": lic["name"], "key": lic["key"]},
-        "repositoryTopics": {"nodes": [{"topic": {"name": t}} for t in repo.topics]},
-        "primaryLanguage": None if repo.language is None else {"name": repo.language},
+        "licenseInfo": None if lic is None else {
+            "id": lic["node_id"], "spdxId": lic["spdx_id"], "name": lic["name"],
+            "key": lic["key"], "nickname": None, "url": lic["url"]},
+        "repositoryTopics": repository_topics,
+        "primaryLanguage": None if repo.language is None else {
+            "id": f"L_{repo.language}", "name": repo.language, "color": None},
         "isArchived": repo.archived,
         "isFork": repo.fork,
+        "isPrivate": False,
         "pushedAt": repo.pushed_at,
+        "createdAt": repo.created_at,
+        "updatedAt": repo.updated_at,
     }
-    return {k: v for k, v in node.items() if k in wanted}
-
-
-def _line_col(text: str, offset: int) -> tuple[int, int]:
-    line = text.count("\n", 0, offset) + 1
-    col = offset - (text.rfind("\n", 0, offset) + 1) + 1
-    return line, col
-
-
-def _arg(args: str, name: str, variables: dict[str, Any]) -> str | None:
-    m = re.search(_ARG.format(name=name), args)
-    if not m:
-        return None
-    if m.group("lit") is not None:
-        return str(json.loads('"' + m.group("lit") + '"'))
-    value = variables.get(m.group("var"))
-    return None if value is None else str(value)
 
 
 class GitHubHandler(FakeHandler):
@@ -584,67 +615,93 @@ class GitHubHandler(FakeHandler):
             else:
                 b.used += 1  # a query of <= 100 repositories without big connections: 1 point
                 headers = self._rate_headers(b, "graphql")
-                payload = self._resolve(query, variables, b)
+                status, payload = self._resolve(query, variables, b)
         if sec is not None:
             self._secondary(sec, headers)
             return
-        self._json(200, payload, headers)
+        self._json(status, payload, headers)
 
-    def _resolve(self, query: str, variables: dict[str, Any], b: _Bucket) -> dict[str, Any]:
-        """Answer the aliased repository lookups (called with the server state locked)."""
+    def _resolve(self, query: str, variables: dict[str, Any], b: _Bucket
+                 ) -> tuple[int, dict[str, Any]]:
+        """Validate the query against GitHub's schema, then run it (the server state is
+        locked): GitHub's status and body for it."""
         srv = self.server
-        calls = list(_ALIAS_CALL.finditer(query))
-        if len(calls) > srv.graphql_max_aliases:
-            return {"data": None, "errors": [{
+        try:
+            document = parse(query)
+        except GraphQLError as exc:
+            return 200, {"errors": [github_error(exc)]}
+        invalid = validate(SCHEMA, document)
+        if invalid:
+            srv.invalid_queries += 1
+            return 200, {"errors": [github_error(e) for e in invalid]}
+        lookups = _root_lookups(document)
+        if srv.graphql_slow_over is not None and lookups > srv.graphql_slow_over:
+            return 502, {"data": None, "errors": [{"message": TIMEOUT_MESSAGE}]}
+        m = re.search(r"repositoryTopics\(first:\s*(\d+)", query)
+        nodes = lookups * (1 + (int(m.group(1)) if m else 0))
+        if nodes > srv.graphql_max_nodes:
+            return 200, {"errors": [{
                 "type": "MAX_NODE_LIMIT_EXCEEDED",
-                "message": f"This query requests {len(calls)} repositories; the limit for this "
-                           f"fake is {srv.graphql_max_aliases}. Resource limits for this query "
-                           "exceeded."}]}
-        wanted = {f for f in GRAPHQL_FIELDS if re.search(rf"\b{f}\b", query)}
-        data: dict[str, Any] = {}
-        errors: list[dict[str, Any]] = []
-        for call in calls:
-            alias = call.group("alias") or "repository"
-            owner = _arg(call.group("args"), "owner", variables)
-            name = _arg(call.group("args"), "name", variables)
-            line, col = _line_col(query, call.start())
-            if owner is None or name is None:
-                errors.append({"path": ["query", alias], "locations": [{"line": line,
-                                                                        "column": col}],
-                               "message": "Argument 'owner' and 'name' on Field 'repository' "
-                                          "are required",
-                               "extensions": {"code": "missingRequiredArguments"}})
-                data[alias] = None
-                continue
-            repo, _ = srv._lookup(f"{owner}/{name}")
+                "message": f"This query requests up to {nodes:,} possible nodes which exceeds "
+                           f"the maximum limit of {srv.graphql_max_nodes:,}."}]}
+        asked = 0
+
+        def repository(info: Any, owner: str, name: str, followRenames: bool = True) -> Any:
+            nonlocal asked
+            asked += 1
+            if srv.graphql_resource_limit is not None and asked > srv.graphql_resource_limit:
+                raise GraphQLError("Resource limits for this query exceeded.",
+                                   extensions={"type": "RESOURCE_LIMITS_EXCEEDED"})
             forced = srv.graphql_errors.get(f"{owner}/{name}".lower())
             if forced is not None:
-                data[alias] = None
-                errors.append({"type": forced, "path": [alias],
-                               "locations": [{"line": line, "column": col}],
-                               "message": f"Something about '{owner}/{name}' ({forced})."})
-            elif repo is None:
-                data[alias] = None
-                errors.append({"type": "NOT_FOUND", "path": [alias],
-                               "locations": [{"line": line, "column": col}],
-                               "message": f"Could not resolve to a Repository with the name "
-                                          f"'{owner}/{name}'."})
-            elif repo.blocked:
-                data[alias] = None
-                errors.append({"type": srv.graphql_blocked_type, "path": [alias],
-                               "locations": [{"line": line, "column": col}],
-                               "message": "Repository access blocked"})
-            else:
-                data[alias] = graphql_repo_json(repo, wanted)
-        if re.search(r"\brateLimit\b", query):
-            data["rateLimit"] = {
-                "cost": 1, "limit": b.limit, "used": b.used, "remaining": b.limit - b.used,
-                "resetAt": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(b.reset)),
-                "nodeCount": len(calls)}
-        out: dict[str, Any] = {"data": data}
-        if errors:
-            out["errors"] = errors
-        return out
+                raise GraphQLError(f"Something about '{owner}/{name}' ({forced}).",
+                                   extensions={"type": forced})
+            repo, redirected = srv._lookup(f"{owner}/{name}")
+            if repo is None or (redirected and not followRenames):
+                raise GraphQLError(f"Could not resolve to a Repository with the name "
+                                   f"'{owner}/{name}'.", extensions={"type": "NOT_FOUND"})
+            if repo.blocked:
+                raise GraphQLError("Repository access blocked",
+                                   extensions={"type": srv.graphql_blocked_type})
+            return graphql_repo(repo)
+
+        def rate_limit(info: Any, dryRun: bool = False) -> dict[str, Any]:
+            return {"cost": 1, "limit": b.limit, "used": b.used,
+                    "remaining": b.limit - b.used, "nodeCount": nodes,
+                    "resetAt": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(b.reset))}
+
+        result = execute(SCHEMA, document, root_value={"repository": repository,
+                                                       "rateLimit": rate_limit},
+                         variable_values=variables)
+        assert not isinstance(result, Awaitable)
+        out: dict[str, Any] = {"data": result.data}
+        if result.errors:
+            out["errors"] = [github_error(e) for e in result.errors]
+        return 200, out
+
+
+def _root_lookups(document: DocumentNode) -> int:
+    """How many ``repository`` lookups the query's operations make at the root."""
+    return sum(1 for op in document.definitions if isinstance(op, OperationDefinitionNode)
+               for sel in op.selection_set.selections
+               if isinstance(sel, FieldNode) and sel.name.value == "repository")
+
+
+def github_error(exc: GraphQLError) -> dict[str, Any]:
+    """A GraphQL error in GitHub's shape: ``type`` (NOT_FOUND, FORBIDDEN, ...) at the top
+    level beside ``path``, ``locations`` and ``message``."""
+    ext = dict(exc.extensions or {})
+    out: dict[str, Any] = {}
+    if "type" in ext:
+        out["type"] = ext.pop("type")
+    if exc.path:
+        out["path"] = list(exc.path)
+    if exc.locations:
+        out["locations"] = [{"line": loc.line, "column": loc.column} for loc in exc.locations]
+    out["message"] = exc.message
+    if ext:
+        out["extensions"] = ext
+    return out
 
 
 # -- pytest helpers ----------------------------------------------------------------------
