@@ -76,8 +76,12 @@ def run_files(paths: Sequence[str | PathLike[str]], config: Config | None = None
     Writes ``STEM.enriched.md``/``.enriched.json`` (or ``formats``) beside each input
     or in ``out_dir``. A file that cannot be read, or whose outputs cannot be written,
     gets exit code 2 in its report and the others go on. Raises
+    :class:`~enrich.errors.ConfigError` before anything is read or fetched when an
+    output would overwrite an input, the cache or its lock, or two inputs would write
+    the same output (:func:`check_output_paths`);
     :class:`~enrich.errors.CacheLockedError` when another run holds the lock, and
-    :class:`~enrich.errors.CacheError` when the cache cannot be used.
+    :class:`~enrich.errors.CacheError` when the cache cannot be used. An offline run
+    only reads the cache.
     """
     cfg = config if config is not None else Config.load()
     fmts = list(formats) if formats is not None else list(cfg.output.formats)
