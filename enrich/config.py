@@ -29,6 +29,7 @@ from pydantic import (
 )
 
 from .errors import ConfigError
+from .textio import DEFAULT_MAX_BYTES
 
 ENV_PREFIX = "ENRICH_"
 DEFAULT_CONFIG_NAME = "config.yaml"
@@ -119,12 +120,12 @@ class GithubConfig(_Section):
 
 
 class HttpConfig(_Section):
-    timeout: Duration = 20.0
+    timeout: Duration = Field(default=20.0, gt=0)
     max_retries: int = Field(default=4, ge=0, le=20)
     backoff: Duration = 1.0
     """First backoff after a transient failure; doubles each retry, with jitter."""
     backoff_max: Duration = 60.0
-    max_bytes: Size = 20 * 10**6
+    max_bytes: Size = Field(default=20 * 10**6, gt=0)
     """Largest response body accepted; a larger one is an error, not a memory blow-up."""
     user_agent: str | None = None
 
@@ -137,7 +138,13 @@ def _default_formats() -> list[OutputFormat]:
 
 
 class OutputConfig(_Section):
-    formats: list[OutputFormat] = Field(default_factory=lambda: _default_formats())
+    formats: list[OutputFormat] = Field(default_factory=lambda: _default_formats(),
+                                        min_length=1)
+
+
+class InputConfig(_Section):
+    max_bytes: Size = Field(default=DEFAULT_MAX_BYTES, gt=0)
+    """Largest input log read; a larger one is an input error (checked before reading)."""
 
 
 class Config(_Section):
@@ -149,6 +156,7 @@ class Config(_Section):
     github: GithubConfig = Field(default_factory=GithubConfig)
     http: HttpConfig = Field(default_factory=HttpConfig)
     output: OutputConfig = Field(default_factory=OutputConfig)
+    input: InputConfig = Field(default_factory=InputConfig)
 
     _token: SecretStr | None = PrivateAttr(default=None)
     _source: Path | None = PrivateAttr(default=None)
@@ -196,8 +204,9 @@ class Config(_Section):
             raise ConfigError(exc.reason, key=exc.key, source=where) from None
         cfg._source = file_path
         cfg._resolve_cache_path(file_path, data)
-        token = env.get(cfg.github.token_env)
-        cfg._token = SecretStr(token) if token else None
+        name = cfg.github.token_env
+        cfg._token = clean_token(env.get(name), f"the environment variable {name} "
+                                 "(named by github.token_env)")
         return cfg
 
     def _resolve_cache_path(self, file_path: Path | None, file_data: dict[str, Any]) -> None:
@@ -205,7 +214,12 @@ class Config(_Section):
         if path is None:
             self.cache.path = default_cache_path()
             return
-        path = path.expanduser()
+        try:
+            path = path.expanduser()
+        except RuntimeError:  # ~nouser/x, or ~ without a home folder
+            raise ConfigError(f"cannot expand {str(path).split('/')[0]!r}: no such user "
+                              "or home folder", key="cache.path", source=_where(file_path)
+                              ) from None
         if not path.is_absolute():
             from_file = (
                 file_path is not None
@@ -227,7 +241,7 @@ class Config(_Section):
     @token.setter
     def token(self, value: str | SecretStr | None) -> None:
         if isinstance(value, str):
-            value = SecretStr(value) if value else None
+            value = clean_token(value, "the token")
         self._token = value
 
     @property
@@ -238,6 +252,29 @@ class Config(_Section):
     @property
     def cache_path(self) -> Path:
         return self.cache.path if self.cache.path is not None else default_cache_path()
+
+
+def clean_token(value: str | None, where: str) -> SecretStr | None:
+    """The token without surrounding whitespace or byte-order mark; None if empty.
+
+    A token file saved with a BOM or a final newline is common. Anything else that
+    cannot be sent in an HTTP header (a control or non-ASCII character) is a
+    :class:`ConfigError` naming ``where`` the token came from, never its value.
+    """
+    if value is None:
+        return None
+    token = value.strip().lstrip("\ufeff").strip()
+    if not token:
+        return None
+    if not all("!" <= ch <= "~" for ch in token):
+        raise ConfigError(f"{where} holds a character that cannot be sent in an HTTP header "
+                          "(a space, control or non-ASCII character); a GitHub token is "
+                          "plain ASCII: save it again without it")
+    return SecretStr(token)
+
+
+def _where(file_path: Path | None) -> str | None:
+    return str(file_path) if file_path is not None else None
 
 
 def default_cache_path() -> Path:

@@ -8,8 +8,10 @@ never takes it; the cache stays consistent through SQLite transactions.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
+import stat
 from pathlib import Path
 from types import TracebackType
 
@@ -24,10 +26,20 @@ class RunLock:
     def acquire(self) -> None:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            # O_NOFOLLOW: a lock file planted as a link to another file must not get
+            # that file truncated and overwritten with our pid.
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
         except OSError as exc:
-            reason = f"cannot create or open the lock file: {exc.strerror}"
+            if exc.errno == errno.ELOOP:
+                reason = ("the lock file is a symbolic link; it is never opened through a "
+                          "link: remove it")
+            else:
+                reason = f"cannot create or open the lock file: {exc.strerror}"
             raise CacheError(str(self.path), reason) from None
+        problem = _not_a_plain_file(fd)
+        if problem:
+            os.close(fd)
+            raise CacheError(str(self.path), f"the lock file {problem}: remove it")
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -64,3 +76,14 @@ def _read_pid(fd: int) -> str:
         return os.pread(fd, 32, 0).decode("ascii", "replace").strip()
     except OSError:
         return ""
+
+
+def _not_a_plain_file(fd: int) -> str:
+    """Why the open lock file must not be written (a hard link to another file, a
+    device...), or "" when it is an ordinary file of its own."""
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode):
+        return "is not a regular file"
+    if info.st_nlink != 1:
+        return "has other hard links (it may be another file)"
+    return ""

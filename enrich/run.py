@@ -9,9 +9,12 @@ request, no write and no lock.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import glob
+import os
 import time
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from os import PathLike
 from pathlib import Path
@@ -74,17 +77,25 @@ def run_files(paths: Sequence[str | PathLike[str]], config: Config | None = None
     Writes ``STEM.enriched.md``/``.enriched.json`` (or ``formats``) beside each input
     or in ``out_dir``. A file that cannot be read, or whose outputs cannot be written,
     gets exit code 2 in its report and the others go on. Raises
+    :class:`~enrich.errors.ConfigError` before anything is read or fetched when an
+    output would overwrite an input, the cache or its lock, or two inputs would write
+    the same output (:func:`check_output_paths`);
     :class:`~enrich.errors.CacheLockedError` when another run holds the lock, and
-    :class:`~enrich.errors.CacheError` when the cache cannot be used.
+    :class:`~enrich.errors.CacheError` when the cache cannot be used. An offline run
+    only reads the cache.
     """
     cfg = config if config is not None else Config.load()
     fmts = list(formats) if formats is not None else list(cfg.output.formats)
+    check_output_paths(paths, fmts, Path(out_dir) if out_dir is not None else None,
+                       cfg.cache_path)
     folder = _out_dir(out_dir)
     reports: list[FileReport] = []
-    inputs = _read_inputs(paths, reports, on_report)
+    inputs = _read_inputs(paths, cfg.input.max_bytes, reports, on_report)
     if not inputs:
         return RunReport(files=reports)
-    with RunLock(cfg.cache_path), Store(cfg.cache_path) as store:
+    # An offline run only reads the cache, so it opens it read-only; in a cache folder it
+    # may not write to (another user's cache) it also goes without the lock.
+    with _run_lock(cfg.cache_path, offline), Store(cfg.cache_path, readonly=offline) as store:
         enricher = Enricher(cfg, offline=offline, refresh=refresh, store=store,
                             progress=progress.advance if progress else None,
                             on_total=progress.add_total if progress else None)
@@ -101,7 +112,7 @@ def plan_files(paths: Sequence[str | PathLike[str]], config: Config | None = Non
     """``enrich run --dry-run``: what a run would do; no request, no write, no lock."""
     cfg = config if config is not None else Config.load()
     out = FilePlan()
-    inputs = _read_inputs(paths, out.files, on_report)
+    inputs = _read_inputs(paths, cfg.input.max_bytes, out.files, on_report)
     out.readable = len(inputs)
     out.cache_exists = cfg.cache_path.exists()
     store = Store(cfg.cache_path, readonly=True) if out.cache_exists else None
@@ -125,6 +136,12 @@ async def _enrich_and_write(enricher: Enricher, inputs: list[_Input], formats: S
         rep.failures = failures_of(doc)
         try:
             rep.outputs = write_outputs(item, doc, formats, folder)
+        except atomic.PartialWriteError as exc:
+            rep.exit_code = 2
+            rep.outputs = exc.replaced
+            rep.error = (f"{item.path}: cannot write outputs: {exc.strerror}; new: "
+                         f"{', '.join(exc.replaced)}; not written (old or absent): "
+                         f"{', '.join(exc.kept)}")
         except OSError as exc:
             rep.exit_code = 2
             rep.error = f"{item.path}: cannot write outputs: {exc.strerror or exc}"
@@ -146,13 +163,57 @@ def _out_dir(out_dir: str | PathLike[str] | None) -> Path | None:
     return folder
 
 
-def _read_inputs(paths: Sequence[str | PathLike[str]], reports: list[FileReport],
-                 on_report: OnReport | None) -> list[_Input]:
+def _run_lock(cache_path: Path, offline: bool) -> AbstractContextManager[object]:
+    """The run lock; none for an offline run in a cache folder this user cannot write
+    (reading another user's cache: the lock file cannot be created there)."""
+    if offline and cache_path.parent.is_dir() and not os.access(cache_path.parent, os.W_OK):
+        return contextlib.nullcontext()
+    return RunLock(cache_path)
+
+
+def check_output_paths(paths: Sequence[str | PathLike[str]], formats: Sequence[str],
+                       out_dir: Path | None, cache_path: Path) -> None:
+    """Refuse outputs that must never be written, before anything is read or fetched.
+
+    Raises :class:`ConfigError` (a usage error, exit 2) when an output path resolves
+    to an input, the cache (or its ``-wal``/``-shm`` files) or its lock, or when two
+    different inputs would write the same output path (``a/x.txt`` and ``b/x.txt``
+    with ``--out-dir``).
+    """
+    cache = cache_path.resolve()
+    protected: dict[Path, str] = {
+        cache: "the cache",
+        cache.with_name(cache.name + "-wal"): "the cache's -wal file",
+        cache.with_name(cache.name + "-shm"): "the cache's -shm file",
+        cache.with_name(cache.name + ".lock"): "the cache's lock file",
+    }
+    for name in paths:
+        protected[Path(name).resolve()] = f"the input {name}"
+    written_by: dict[Path, Path] = {}
+    for name in paths:
+        path = Path(name)
+        for target in output_paths(path, formats, out_dir).values():
+            # Where the rename puts the output (a link there is replaced) ...
+            location = target.parent.resolve() / target.name
+            # ... and where a link there points: neither may be a file we must keep.
+            for candidate in (location, target.resolve()):
+                if candidate in protected:
+                    raise ConfigError(f"output {target} would overwrite "
+                                      f"{protected[candidate]} ({candidate}); remove or "
+                                      "rename it, or choose another --out-dir")
+            earlier = written_by.setdefault(location, path)
+            if earlier.resolve() != path.resolve():
+                raise ConfigError(f"{earlier} and {path} would both write {target}; "
+                                  "give them different names or run them separately")
+
+
+def _read_inputs(paths: Sequence[str | PathLike[str]], max_bytes: int,
+                 reports: list[FileReport], on_report: OnReport | None) -> list[_Input]:
     inputs: list[_Input] = []
     for name in paths:
         path = Path(name)
         try:
-            text, raw, encoding = read_source(path)
+            text, raw, encoding = read_source(path, max_bytes=max_bytes)
         except InputError as exc:
             rep = FileReport(path=str(path), exit_code=2, error=str(exc))
             reports.append(rep)
@@ -165,27 +226,30 @@ def _read_inputs(paths: Sequence[str | PathLike[str]], reports: list[FileReport]
 
 def write_outputs(item: _Input, doc: EnrichedDocument, formats: Sequence[str],
                   out_dir: Path | None) -> list[str]:
-    """Render and write each output, one after the other (each atomically)."""
-    written: list[str] = []
+    """Render every output, then write them together: each to a temporary file first,
+    then all renamed (see :func:`~enrich.write.atomic.write_files_atomic`)."""
+    files: list[tuple[Path, bytes]] = []
     for fmt, target in output_paths(item.path, formats, out_dir).items():
-        if target.resolve() == item.path.resolve():
-            raise OSError(f"output {target} would overwrite the input")
         remove_stale_temporaries(target)
-        if fmt == "markdown":
-            from .write.markdown import render_markdown
+        files.append((target, render_output(fmt, item, doc)))
+    atomic.write_files_atomic(files)
+    return [str(target) for target, _ in files]
 
-            atomic.write_atomic(target, render_markdown(item.text, doc), encoding=item.encoding,
-                         errors="xmlcharrefreplace")
-        elif fmt == "json":
-            from .write.json import render_json_bytes
 
-            atomic.write_atomic(target, render_json_bytes(doc))
-        else:
-            from .write.bib import render_bib
+def render_output(fmt: str, item: _Input, doc: EnrichedDocument) -> bytes:
+    """The bytes of one output format."""
+    if fmt == "markdown":
+        from .write.markdown import render_markdown
 
-            atomic.write_atomic(target, render_bib(doc))
-        written.append(str(target))
-    return written
+        # the log's own encoding; a character it cannot hold becomes an entity
+        return render_markdown(item.text, doc).encode(item.encoding, "xmlcharrefreplace")
+    if fmt == "json":
+        from .write.json import render_json_bytes
+
+        return render_json_bytes(doc)
+    from .write.bib import render_bib
+
+    return render_bib(doc).encode("utf-8")
 
 
 def remove_stale_temporaries(target: Path) -> None:

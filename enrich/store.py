@@ -175,13 +175,14 @@ class Cached(Generic[R]):
         """Whether the record is younger than its TTL (``not_found_ttl`` for ``not_found``).
 
         A TTL of 0 makes every record expired (``--refresh``). A ``fetched_at``
-        in the future (clock skew) counts as fresh.
+        in the future (written before the clock was set back) counts as expired:
+        otherwise the record would stay fresh until the clock caught up.
         """
         limit = not_found_ttl if self.record.status == "not_found" else ttl
         if now.tzinfo is not UTC:  # UTC already (the pipeline's clock): nothing to convert
             now = _require_aware(now)
         age = (now - self.fetched_at).total_seconds()
-        return age < limit
+        return 0 <= age < limit
 
 
 # --------------------------------------------------------------------------- migrations
@@ -355,7 +356,19 @@ class Store:
             conn = self._connect(":memory:", uri=False)
             self._migrate(conn)
             return conn
-        uri = self.path.resolve().as_uri() + "?mode=ro"
+        try:
+            return self._open_file_readonly("mode=ro")
+        except CacheError:
+            if os.access(self.path.parent, os.W_OK):
+                raise
+        # A folder this user may not write (another user's cache): SQLite cannot create
+        # the -shm file that WAL readers share, so the file is read as immutable. Only a
+        # -wal file left by a crash would then go unread (a -wal that a running writer
+        # keeps comes with its -shm, and then mode=ro works).
+        return self._open_file_readonly("mode=ro&immutable=1")
+
+    def _open_file_readonly(self, query: str) -> sqlite3.Connection:
+        uri = self.path.resolve().as_uri() + "?" + query
         conn = self._connect(uri, uri=True)
         try:
             version = self._check_identity(conn)
@@ -390,12 +403,22 @@ class Store:
         return conn
 
     def _check_identity(self, conn: sqlite3.Connection) -> int:
-        """Refuse files that are not an enrich cache we understand; return user_version."""
-        version = int(conn.execute("PRAGMA user_version").fetchone()[0])
-        app_id = int(conn.execute("PRAGMA application_id").fetchone()[0])
-        has_tables = conn.execute(
-            "SELECT count(*) FROM sqlite_master WHERE type = 'table'"
-        ).fetchone()[0]
+        """Refuse files that are not an enrich cache we understand; return user_version.
+
+        The three reads see one snapshot: outside a transaction they are run in a
+        read transaction of their own. Otherwise a process creating the cache at this
+        moment could commit between them, and its half-seen schema (tables, but no
+        version yet) would look like another program's database.
+        """
+        if conn.in_transaction:
+            version, app_id, has_tables = self._identity(conn)
+        else:
+            conn.execute("BEGIN")
+            try:
+                version, app_id, has_tables = self._identity(conn)
+            finally:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")  # it only read
         if app_id not in (0, APPLICATION_ID) or (app_id == 0 and (version or has_tables)):
             raise self._fail(
                 "is an SQLite database of another program, not an enrich cache; "
@@ -408,6 +431,16 @@ class Store:
                 "another file (the newer cache is left untouched)"
             )
         return version
+
+    @staticmethod
+    def _identity(conn: sqlite3.Connection) -> tuple[int, int, int]:
+        """``(user_version, application_id, number of tables)``."""
+        version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+        app_id = int(conn.execute("PRAGMA application_id").fetchone()[0])
+        tables = int(conn.execute(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'table'"
+        ).fetchone()[0])
+        return version, app_id, tables
 
     def _set_wal(self, conn: sqlite3.Connection) -> None:
         # Switching to WAL needs a brief exclusive lock; when another process is
@@ -430,10 +463,10 @@ class Store:
             return
         conn.execute("BEGIN IMMEDIATE")
         try:
-            # Another process may have migrated while we waited for the lock.
-            version = int(conn.execute("PRAGMA user_version").fetchone()[0])
-            if version > LATEST_VERSION:  # a newer enrich got there first: never downgrade
-                self._check_identity(conn)
+            # Checked again inside the write transaction that creates the schema: another
+            # process may have created or migrated it while we waited for the lock (then
+            # there is nothing left to do), and a newer enrich is never downgraded.
+            version = self._check_identity(conn)
             for number in range(version, LATEST_VERSION):
                 logger.info("cache %s: migration %d (%s)", self.path, number + 1,
                             MIGRATIONS[number].__name__)
@@ -715,10 +748,10 @@ class Store:
                 }
                 if ttl is not None and not_found_ttl is not None:
                     fresh = conn.execute(
-                        f"SELECT count(*) FROM {table} WHERE "
+                        f"SELECT count(*) FROM {table} WHERE fetched_at <= ? AND ("
                         "(status = 'not_found' AND fetched_at > ?) OR "
-                        "(status != 'not_found' AND fetched_at > ?)",
-                        (_ago(when, not_found_ttl), _ago(when, ttl)),
+                        "(status != 'not_found' AND fetched_at > ?))",
+                        (_fmt(when), _ago(when, not_found_ttl), _ago(when, ttl)),
                     ).fetchone()[0]
                     section["fresh"] = fresh
                     section["expired"] = total - fresh

@@ -12,7 +12,10 @@ name (``utf-8-sig``, ``utf-16``), so that ``text.encode(encoding)`` writes
 it back.
 
 Order of attempts, strictest first: a BOM; strict UTF-8; strict GB18030 when
-the result reads like Chinese; charset-normalizer's best guess.
+the result reads like Chinese; then a file that is mostly UTF-8 is an error
+naming the first bad byte's line and column (never guessed as another
+encoding); last, charset-normalizer's best guess. UTF-16 without a BOM is
+taken only from the NUL pattern of real UTF-16 text, never from a stray NUL.
 """
 
 from __future__ import annotations
@@ -20,11 +23,12 @@ from __future__ import annotations
 import codecs
 import logging
 import os
-from pathlib import Path
+import re
+import stat
 
 from .errors import InputError
 
-__all__ = ["decode_bytes", "read_source", "read_text"]
+__all__ = ["DEFAULT_MAX_BYTES", "decode_bytes", "read_source", "read_text"]
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +41,13 @@ _CONTROL_BYTES = bytes(b for b in range(32) if b not in b"\t\n\r\x0b\x0c\x1b") +
 #: GB18030 is accepted without a detector when at least this share of the
 #: non-ASCII characters are common Chinese (GB2312 level-1 hanzi, symbols).
 _MIN_COMMON_CHINESE = 0.80
+#: UTF-16 without a BOM is only guessed when at least this share of its code units
+#: hold a NUL byte (ASCII characters do, line breaks included), never from a stray NUL.
+_MIN_UTF16_NUL_SHARE = 0.05
+_ESCAPED_BYTE = re.compile("[\udc80-\udcff]")
+_NON_ASCII = re.compile("[^\x00-\x7f]")
+#: The largest input read when no ``input.max_bytes`` is given (1 GB).
+DEFAULT_MAX_BYTES = 10**9
 
 #: BOMs, longest first (the UTF-32-LE BOM begins with the UTF-16-LE one).
 #: The codec names both strip the BOM when decoding and write one when
@@ -50,35 +61,54 @@ _BOMS: tuple[tuple[bytes, str], ...] = (
 )
 
 
-def read_text(path: str | os.PathLike[str]) -> str:
+def read_text(path: str | os.PathLike[str], *, max_bytes: int = DEFAULT_MAX_BYTES) -> str:
     """The text of an input file; :class:`InputError` if it is no usable text."""
-    return read_source(path)[0]
+    return read_source(path, max_bytes=max_bytes)[0]
 
 
-def read_source(path: str | os.PathLike[str]) -> tuple[str, bytes, str]:
+def read_source(path: str | os.PathLike[str], *,
+                max_bytes: int = DEFAULT_MAX_BYTES) -> tuple[str, bytes, str]:
     """``(text, raw bytes, encoding)`` of an input file.
 
     The pipeline needs the raw bytes for the source's sha256 and size, and
     the encoding to write the enriched markdown in the file's own encoding.
+    Only a regular file is read (a FIFO would hang the run, ``/dev/zero`` fill
+    the memory), and only up to ``max_bytes`` (``input.max_bytes``).
     """
     name = os.fspath(path)
-    p = Path(name)
     try:
-        if p.is_dir():
-            raise InputError(name, "is a directory, not a file")
-        data = p.read_bytes()
-    except InputError:
-        raise
+        # O_NONBLOCK: opening a FIFO must not wait for a writer (regular files ignore it).
+        fd = os.open(name, os.O_RDONLY | os.O_NONBLOCK)
     except FileNotFoundError:
         raise InputError(name, "no such file") from None
-    except IsADirectoryError:
-        raise InputError(name, "is a directory, not a file") from None
     except PermissionError:
         raise InputError(name, "permission denied") from None
     except OSError as err:
         raise InputError(name, f"cannot read: {err.strerror or err}") from None
+    try:
+        _check_file(name, os.fstat(fd), max_bytes)
+        with os.fdopen(fd, "rb", closefd=False) as fh:
+            data = fh.read(max_bytes + 1)  # + 1: a file that grew past the limit is refused
+    except OSError as err:
+        raise InputError(name, f"cannot read: {err.strerror or err}") from None
+    finally:
+        os.close(fd)
+    if len(data) > max_bytes:
+        raise InputError(name, f"is more than input.max_bytes ({max_bytes}) bytes")
     text, encoding = decode_bytes(data, name)
     return text, data, encoding
+
+
+def _check_file(name: str, info: os.stat_result, max_bytes: int) -> None:
+    """Raise :class:`InputError` unless ``info`` is a regular file of at most ``max_bytes``."""
+    if stat.S_ISDIR(info.st_mode):
+        raise InputError(name, "is a directory, not a file")
+    if not stat.S_ISREG(info.st_mode):
+        raise InputError(name, "is not a regular file (a pipe, device or socket); "
+                               "only regular files are read")
+    if info.st_size > max_bytes:
+        raise InputError(name, f"is {info.st_size} bytes, more than input.max_bytes "
+                               f"({max_bytes})")
 
 
 def decode_bytes(data: bytes, name: str) -> tuple[str, str]:
@@ -103,15 +133,16 @@ def decode_bytes(data: bytes, name: str) -> tuple[str, str]:
         utf16 = _bomless_utf16(data)
         if utf16 is not None:
             return utf16
-        raise InputError(name, "binary file (contains NUL bytes)")
+        line, column = _line_and_column(data, data.index(b"\x00"))
+        raise InputError(name, f"binary file: a NUL byte at line {line}, column {column}")
     sniff = data[:_SNIFF]
     controls = len(sniff) - len(sniff.translate(None, _CONTROL_BYTES))
     if controls > _MAX_CONTROL_SHARE * len(sniff):
         raise InputError(name, "binary file (mostly control bytes)")
     try:
         return data.decode("utf-8"), "utf-8"
-    except UnicodeDecodeError:
-        pass
+    except UnicodeDecodeError as err:
+        first_bad = err.start
     try:
         text = data.decode("gb18030")
     except UnicodeDecodeError:
@@ -119,6 +150,10 @@ def decode_bytes(data: bytes, name: str) -> tuple[str, str]:
     else:
         if _reads_as_chinese(text):
             return text, "gb18030"
+    if _mostly_utf8(data):
+        line, column = _line_and_column(data, first_bad)
+        raise InputError(name, f"cannot decode: invalid UTF-8 at line {line}, column {column} "
+                               "(the rest of the file is UTF-8): fix or remove the bad bytes")
     guessed = _detect(data)
     if guessed is not None:
         return guessed
@@ -126,10 +161,12 @@ def decode_bytes(data: bytes, name: str) -> tuple[str, str]:
 
 
 def _bomless_utf16(data: bytes) -> tuple[str, str] | None:
-    """UTF-16 without a BOM: NUL bytes only ever in every other byte, a strict
-    decode, and (almost) no control characters in the result; binary data
-    fails one of these."""
-    if len(data) % 2:
+    """UTF-16 without a BOM: NUL bytes only ever in every other byte and in at
+    least one code unit in :data:`_MIN_UTF16_NUL_SHARE` (every ASCII character,
+    line breaks included, has one), a strict decode, and (almost) no control
+    characters in the result. Binary data fails one of these, and so does a
+    UTF-8 file with one stray NUL byte."""
+    if len(data) % 2 or data.count(b"\x00") < _MIN_UTF16_NUL_SHARE * (len(data) // 2):
         return None
     # Little-endian ASCII is "a\0": NULs at odd offsets, never at even ones.
     for never_nul, codec in ((data[0::2], "utf-16-le"), (data[1::2], "utf-16-be")):
@@ -144,6 +181,32 @@ def _bomless_utf16(data: bytes) -> tuple[str, str] | None:
             return None
         return text, codec
     return None
+
+
+def _mostly_utf8(data: bytes) -> bool:
+    """Whether ``data`` (not valid UTF-8) is UTF-8 with a few bad bytes: it holds
+    multi-byte UTF-8 characters, at least two for every byte that is not UTF-8.
+
+    Such a file is damaged UTF-8, not a legacy encoding: guessing another encoding
+    for it would turn all of its non-ASCII text into mojibake. (GBK or Latin-1
+    text has few valid multi-byte UTF-8 sequences, and many bad bytes.)
+    """
+    text = data.decode("utf-8", "surrogateescape")  # each bad byte -> U+DC80..U+DCFF
+    bad = len(_ESCAPED_BYTE.findall(text))
+    non_ascii = len(_NON_ASCII.findall(text)) - bad
+    return non_ascii > 0 and bad * 2 <= non_ascii
+
+
+def _line_and_column(data: bytes, offset: int) -> tuple[int, int]:
+    """1-based line and column (in characters) of the byte at ``offset``.
+
+    Lines end at ``\\n``, ``\\r\\n`` or ``\\r``; the bytes before ``offset`` are
+    decoded as UTF-8, a bad byte counting as one character.
+    """
+    before = data[:offset].decode("utf-8", "surrogateescape")
+    line = before.count("\n") + before.count("\r") - before.count("\r\n") + 1
+    line_start = max(before.rfind("\n"), before.rfind("\r")) + 1
+    return line, len(before) - line_start + 1
 
 
 def _reads_as_chinese(text: str) -> bool:

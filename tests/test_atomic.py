@@ -112,12 +112,16 @@ def test_atomic_missing_folder_raises_and_creates_nothing(folder: Path) -> None:
     assert os.listdir(folder) == []
 
 
-def test_atomic_through_a_symlink_replaces_the_target_and_keeps_the_link(
-        folder: Path) -> None:
+def test_atomic_replaces_a_symlink_and_never_writes_through_it(folder: Path,
+                                                              umask_022: None) -> None:
+    # issue 15: a link planted at an output path must not send our write elsewhere
     real = folder / "real.md"
     real.write_text("old", encoding="utf-8")
+    real.chmod(0o600)
     link = folder / "link.md"
     link.symlink_to(real)
     write_atomic(link, "new")
-    assert link.is_symlink() and real.read_text(encoding="utf-8") == "new"
+    assert not link.is_symlink() and link.read_text(encoding="utf-8") == "new"
+    assert real.read_text(encoding="utf-8") == "old"
+    assert mode(link) == 0o644  # the default, not the target's 0o600
     assert sorted(os.listdir(folder)) == ["link.md", "real.md"]

@@ -214,32 +214,29 @@ def test_unusable_input_is_exit_2_with_a_clear_message(kind: str, cfg: Path,
 
 
 @pytest.mark.parametrize("failing", ["md", "json"])
-def test_an_output_that_cannot_be_written_is_exit_2_and_later_outputs_are_not_written(
+def test_an_output_that_cannot_be_written_is_exit_2_and_no_output_is_replaced(
         log: Path, cfg: Path, monkeypatch: pytest.MonkeyPatch, failing: str) -> None:
-    # Outputs are written one after the other (each while the next is rendered): a
-    # failed write stops the file there, as writing one at a time did.
-    import enrich.write.atomic as atomic
+    # issue 15 section 5: every output goes to its temporary file before any is renamed,
+    # so a full disk on either one leaves the previous pair (here: none) as it was.
+    real_fsync = os.fsync
 
-    real = atomic.write_atomic
-
-    def write(path: Path, data: str | bytes, **kw: str) -> None:
-        if Path(path).suffix == "." + failing:
+    def fsync(fd: int) -> None:
+        if f".enriched.{failing}." in os.readlink(f"/proc/self/fd/{fd}"):
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-        real(path, data, **kw)
+        real_fsync(fd)
 
-    monkeypatch.setattr(atomic, "write_atomic", write)
+    monkeypatch.setattr(os, "fsync", fsync)
     code, _, err = run_cli("run", "--file", str(log), "--config", str(cfg))
     assert code == 2
     assert "000.txt: cannot write outputs: No space left on device" in err
     md, js = log.with_name("000.enriched.md"), log.with_name("000.enriched.json")
-    assert not md.exists() if failing == "md" else md.exists()
-    assert not js.exists()
+    assert not md.exists() and not js.exists()
     assert not list(log.parent.glob(".*.tmp"))
     # the cache was closed and the lock released: the next run serves it all
-    monkeypatch.setattr(atomic, "write_atomic", real)
+    monkeypatch.setattr(os, "fsync", real_fsync)
     code, _, err = run_cli("run", "--file", str(log), "--config", str(cfg), "--offline")
     assert code == 0, err
-    assert js.exists()
+    assert md.exists() and js.exists()
 
 
 def test_empty_file_gives_empty_outputs_and_exit_0(cfg: Path, tmp_path: Path) -> None:

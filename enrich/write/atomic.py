@@ -9,6 +9,7 @@ import logging
 import os
 import stat
 import tempfile
+from collections.abc import Sequence
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +42,19 @@ def _fsync_dir(folder: str) -> None:
         os.close(fd)
 
 
+class PartialWriteError(OSError):
+    """A group of files was half replaced: a rename failed after others had succeeded.
+
+    ``replaced`` holds the paths that now have their new content, ``kept`` those
+    that still have their old one (or none).
+    """
+
+    def __init__(self, cause: OSError, replaced: list[str], kept: list[str]):
+        super().__init__(cause.errno, cause.strerror or str(cause))
+        self.replaced = replaced
+        self.kept = kept
+
+
 def write_atomic(path: str | os.PathLike[str], data: str | bytes, *,
                  encoding: str = "utf-8", errors: str = "strict") -> None:
     """Replace ``path`` with ``data`` atomically.
@@ -49,24 +63,63 @@ def write_atomic(path: str | os.PathLike[str], data: str | bytes, *,
     rename within one filesystem), flushes and fsyncs it, renames it onto ``path``
     and fsyncs the folder. On any error the temporary file is removed, the
     previous file (if any) is untouched, and the error propagates. The new file
-    keeps the permission bits of the file it replaces, or gets ``0o666 & ~umask``
-    (what ``open()`` would give) when there was none. If ``path`` is a symbolic
-    link, the file it points to is replaced and the link stays.
+    keeps the permission bits of the regular file it replaces, or gets
+    ``0o666 & ~umask`` (what ``open()`` would give) when there was none.
+
+    If ``path`` is a symbolic link, the link itself is replaced by the new file:
+    the file it pointed to is never written (someone who may create files in the
+    folder must not get our writes sent elsewhere).
 
     Text is encoded with ``encoding`` and no newline translation, so ``\\r\\n``
     and lone ``\\r`` line endings reach the disk as given; ``errors`` is passed to
     :meth:`str.encode` (``"xmlcharrefreplace"`` suits markdown written back in a
     legacy encoding that cannot hold every character: the entity renders the same).
     """
-    target = os.fspath(path)
-    if os.path.islink(target):
-        target = os.path.realpath(target)
-    folder = os.path.dirname(os.path.abspath(target))
     payload = data.encode(encoding, errors) if isinstance(data, str) else data
+    write_files_atomic([(path, payload)])
+
+
+def write_files_atomic(files: Sequence[tuple[str | os.PathLike[str], bytes]]) -> None:
+    """Replace several files, each atomically, as nearly together as possible.
+
+    Every file is first written in full to its temporary file; only then are the
+    temporaries renamed over their paths, one after the other. So a failure while
+    writing (a full disk) leaves every path as it was. A rename can still fail
+    after others succeeded (rare: the path became a folder, say); that raises
+    :class:`PartialWriteError`, which says which paths are new. Temporary files
+    are removed on any error.
+    """
+    targets = [os.fspath(path) for path, _ in files]
+    temporaries: list[str] = []
+    replaced: list[str] = []
     try:
-        mode = stat.S_IMODE(os.stat(target).st_mode)
-    except FileNotFoundError:
-        mode = 0o666 & ~_umask()
+        for target, (_, payload) in zip(targets, files, strict=True):
+            temporaries.append(_write_temporary(target, payload))
+        for tmp, target in zip(temporaries, targets, strict=True):
+            try:
+                os.replace(tmp, target)
+            except OSError as exc:
+                if replaced:
+                    raise PartialWriteError(exc, replaced, targets[len(replaced):]) from exc
+                raise
+            replaced.append(target)
+    finally:
+        for tmp in temporaries[len(replaced):]:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+    for folder in sorted({os.path.dirname(os.path.abspath(t)) for t in targets}):
+        _fsync_dir(folder)
+    for target, (_, payload) in zip(targets, files, strict=True):
+        logger.debug("wrote %s (%d bytes)", target, len(payload))
+
+
+def _write_temporary(target: str, payload: bytes) -> str:
+    """Write ``payload`` to a new hidden temporary file beside ``target``; its name.
+
+    The file is flushed to disk and has the mode the output will have.
+    """
+    folder = os.path.dirname(os.path.abspath(target))
+    mode = _mode_for(target)
     tmp = tempfile.NamedTemporaryFile(  # noqa: SIM115 - closed below, kept on success
         mode="wb", dir=folder, prefix=f".{os.path.basename(target)}.", suffix=".tmp",
         delete=False)
@@ -76,10 +129,22 @@ def write_atomic(path: str | os.PathLike[str], data: str | bytes, *,
             tmp.flush()
             os.fsync(tmp.fileno())
         os.chmod(tmp.name, mode)
-        os.replace(tmp.name, target)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp.name)
         raise
-    _fsync_dir(folder)
-    logger.debug("wrote %s (%d bytes)", target, len(payload))
+    return tmp.name
+
+
+def _mode_for(target: str) -> int:
+    """The permission bits of the regular file at ``target``, else the default ones.
+
+    ``lstat``: the mode of whatever a symbolic link points to is none of our business.
+    """
+    try:
+        info = os.lstat(target)
+    except FileNotFoundError:
+        return 0o666 & ~_umask()
+    if stat.S_ISREG(info.st_mode):
+        return stat.S_IMODE(info.st_mode)
+    return 0o666 & ~_umask()
