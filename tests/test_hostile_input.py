@@ -143,10 +143,11 @@ def test_hostile_api_text_comes_out_of_the_markdown_inert(
     assert {r["status"] for r in doc["repos"].values()} >= {"ok"}
     markdown = log.with_name("hostile.enriched.md").read_text(encoding="utf-8")
 
-    # the structure holds: original lines intact, one block per annotated line, plus the
-    # summary, every block closed by our own end marker and nothing else
+    # the structure holds: original lines intact, one block per annotated list item (its
+    # lines indented into the item), plus the summary, every block closed by our own end
+    # marker and nothing else
     assert strip_blocks(markdown) == text
-    lines = markdown.split("\n")
+    lines = [line.removeprefix("  ") for line in markdown.split("\n")]
     annotated = sum(1 for line in text.split("\n") if "arxiv.org" in line or "github" in line)
     assert lines.count(BLOCK_START) == lines.count(BLOCK_END) == annotated + 1
     for line in lines:

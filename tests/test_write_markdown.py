@@ -93,15 +93,36 @@ def make_doc(text: str, papers: dict[str, Paper] | None = None,
     return EnrichedDocument(generated_at=NOW, links=links, papers=papers, repos=repos)
 
 
-def lines_with_links(text: str) -> int:
-    return len({link.line for link in find_links(text)})
+def leaves_with_links(text: str) -> list[tuple[int, int]]:
+    """The line ranges of the markdown blocks holding links (markdown-it's leaf blocks)."""
+    md = MarkdownIt("commonmark", {"inline_definitions": True}).enable("table")
+    leaves = [tuple(t.map) for t in md.parse(text) if t.map is not None and t.type in (
+        "paragraph_open", "heading_open", "table_open", "fence", "code_block", "html_block",
+        "definition")]
+    lines = {link.line - 1 for link in find_links(text)}
+    return [(a, b) for a, b in leaves if any(a <= i < b for i in lines)]
+
+
+def blocks_with_links(text: str) -> int:
+    return len(leaves_with_links(text))
+
+
+_PREFIX = re.compile(r"^[ >]*")
 
 
 def block_lines(rendered: str) -> list[list[str]]:
-    """The content lines of each block, checking that markers pair up in order."""
+    """The content lines of each block, without their container prefix, checking that
+    markers pair up in order."""
     blocks: list[list[str]] = []
     current: list[str] | None = None
     for line in rendered.splitlines():
+        prefix = _PREFIX.match(line)
+        if current is None and prefix is not None and line[prefix.end():] == BLOCK_START:
+            current = []
+            inner = prefix.group()
+            continue
+        if current is not None:
+            line = line.removeprefix(inner)
         if line == BLOCK_START:
             assert current is None, "nested block start"
             current = []
@@ -159,21 +180,22 @@ def test_markdown_strip_blocks_gives_back_the_original(text: str, summary: bool)
     assert strip_blocks(rendered) == text
     if not {BLOCK_START, BLOCK_END} & set(text.splitlines()):  # no stray marker lines
         blocks = block_lines(rendered)
-        assert len(blocks) == lines_with_links(text) + (1 if summary and find_links(text) else 0)
+        assert len(blocks) == blocks_with_links(text) + (1 if summary and find_links(text) else 0)
 
 
 @pytest.mark.parametrize("text", [
     "no break at the end arXiv:2305.09781",
     "first line\r\nlast line without break github.com/a/b",
     "first\rlast arXiv:2305.09781",
-    "link not on the last line arXiv:2305.09781\nplain last line",
+    "link in the paragraph of the last line arXiv:2305.09781\nplain last line",
+    "link not in the last paragraph arXiv:2305.09781\n\nplain last line",
 ])
 @pytest.mark.parametrize("summary", [True, False])
 def test_markdown_adds_one_line_break_only_when_a_block_follows_the_last_line(
         text: str, summary: bool) -> None:
     doc = make_doc(text)
     rendered = render_markdown(text, doc, summary=summary)
-    last_has_links = find_links(text)[-1].line == len(ENDING.findall(text)) + 1
+    last_has_links = leaves_with_links(text)[-1][1] == len(ENDING.findall(text)) + 1
     assert strip_blocks(rendered) == expected_strip(text, last_has_links or summary)
 
 
@@ -184,7 +206,7 @@ def test_markdown_text_without_links_is_unchanged_without_summary() -> None:
 
 
 def test_markdown_blocks_use_the_line_ending_of_their_line() -> None:
-    text = "a arXiv:2305.09781\r\nb github.com/a/b\rc arXiv:1706.03762\n"
+    text = "a arXiv:2305.09781\r\n\r\nb github.com/a/b\r\rc arXiv:1706.03762\n"
     rendered = render_markdown(text, make_doc(text), summary=False)
     assert f"\r\n{BLOCK_START}\r\n" in rendered
     assert f"\r{BLOCK_START}\r" in rendered
@@ -200,14 +222,16 @@ def test_markdown_summary_uses_the_files_most_common_line_ending() -> None:
     assert "\r\n" in summary and "\n" not in summary.replace("\r\n", "")
 
 
-def test_markdown_one_block_per_line_with_links_plus_summary() -> None:
+def test_markdown_one_block_per_markdown_block_with_links_plus_summary() -> None:
     text = ("arXiv:2305.09781 and arXiv:2305.09781v2 and github.com/a/b\n"
-            "nothing\n"
-            "github.com/A/B again, and arXiv:1706.03762\n")
+            "nothing, same paragraph, again arXiv:2305.09781\n"
+            "\n"
+            "github.com/A/B again, and arXiv:1706.03762\n"
+            "github.com/a/b a third time\n")
     doc = make_doc(text)
     blocks = block_lines(render_markdown(text, doc))
-    assert len(blocks) == lines_with_links(text) + 1
-    # distinct records per line, in order of first appearance on the line
+    assert len(blocks) == 2 + 1
+    # each record once per markdown block, in order of first appearance in it
     assert len(blocks[0]) == 2 and "📄" in blocks[0][0] and "📦" in blocks[0][1]
     assert "v2 mentioned" in blocks[0][0]
     assert len(blocks[1]) == 2 and "📦" in blocks[1][0] and "📄" in blocks[1][1]
@@ -280,10 +304,9 @@ def test_markdown_round_trip_holds_for_random_block_free_texts(
     text, doc = case
     assume(strip_blocks(text) == text)  # a text holding a whole block is an enriched file
     rendered = render_markdown(text, doc, summary=summary)
-    last_line = len(ENDING.findall(text)) + 1
-    adds = any(lk.line == last_line for lk in doc.links) or (
-        summary and bool(doc.links or doc.papers or doc.repos))
-    assert strip_blocks(rendered) == expected_strip(text, adds)
+    stripped = strip_blocks(rendered)
+    # either the original, or (a block after a last line without break) one break more
+    assert stripped in (text, expected_strip(text, True))
     assert render_markdown(strip_blocks(rendered), doc, summary=summary) == rendered
 
 
@@ -446,7 +469,7 @@ def _md() -> MarkdownIt:
     return MarkdownIt("gfm-like")  # html on, linkify on (fuzzy links and e-mails), tables
 
 
-HOSTILE_TEXT = ("Log arXiv:2305.09781 and github.com/a/b\n"
+HOSTILE_TEXT = ("Log arXiv:2305.09781 and github.com/a/b\n\n"
                 "more: arXiv:1706.03762v2 github.com/c/d\n")
 BUILT_URLS = {"https://arxiv.org/abs/2305.09781", "https://arxiv.org/abs/1706.03762",
               "https://github.com/a/b", "https://github.com/c/d"}
@@ -456,9 +479,9 @@ BUILT_URLS = {"https://arxiv.org/abs/2305.09781", "https://arxiv.org/abs/1706.03
 def test_markdown_api_text_cannot_inject_html_links_images_or_markers(payload: str) -> None:
     doc = hostile_doc(HOSTILE_TEXT, payload)
     rendered = render_markdown(HOSTILE_TEXT, doc)
-    # structure intact: one block per line with links + the summary, each with its items
+    # structure intact: one block per paragraph with links + the summary, each with its items
     blocks = block_lines(rendered)
-    assert len(blocks) == lines_with_links(HOSTILE_TEXT) + 1
+    assert len(blocks) == blocks_with_links(HOSTILE_TEXT) + 1
     assert [len(b) for b in blocks[:-1]] == [2, 2]
     assert all(line.startswith("> - ") for b in blocks[:-1] for line in b)
     assert len([r for r in blocks[-1] if r.startswith(("| 📄 |", "| 📦 |"))]) == 4

@@ -1,18 +1,26 @@
 """Enriched markdown: the original text, byte for byte, with a block of metadata
-after every line that holds links (spec section 5).
+after every markdown block of the log that holds links.
 
-A block is a line that is exactly :data:`BLOCK_START`, one quoted bullet
-(``> - 📄 ...``) per distinct paper or repository on the annotated line, and a
-line that is exactly :data:`BLOCK_END`. HTML comments are invisible on GitHub
-and in most markdown viewers, and an HTML comment line interrupts a paragraph
-(and ends the quote), so the bullets render as a quoted list of their own under
-the annotated line. With ``summary=True`` a last block holds a table of every
-paper and repository of the document.
+Placement (see :mod:`enrich.write.placement`): the log is parsed as CommonMark/GFM,
+and a block goes after the markdown block holding the links (the paragraph, with the
+lazy continuation lines of its list item, the table, the heading, the code block),
+nested in the same container: each of its lines starts with the container's prefix
+(spaces up to a list item's content column, ``> `` inside a quote). Rendered, the
+enriched file is the log's rendering with the blocks added: take their HTML out and
+the log's rendering is left.
+
+A block is a marker line (prefix + :data:`BLOCK_START`), one quoted bullet
+(prefix + ``> - 📄 ...``) per distinct paper or repository of that markdown block,
+and an end marker line (prefix + :data:`BLOCK_END`). HTML comments are invisible on
+GitHub and in most markdown viewers, and an HTML comment line interrupts a paragraph
+or a table (and ends the quote), so the bullets render as a quoted list of their own
+under the annotated text. With ``summary=True`` a last block, at the top level, holds
+a table of every paper and repository of the document.
 
 Round trip: ``strip_blocks(render_markdown(t, doc)) == t`` for every block-free
 ``t`` (``strip_blocks(t) == t``) that ends with a line break. Two documented
-exceptions add one line break at the end: a last line holding links and no line
-break gets one (its block must start on a line of its own), and with
+exceptions add one line break at the end: a block after the last line, which has no
+line break, gets one (it must start on a line of its own), and with
 ``summary=True`` a text not ending with a line break gets one before the final
 summary block. Rendering again what ``strip_blocks`` gives back yields the same
 output (idempotent).
@@ -20,8 +28,8 @@ output (idempotent).
 Line endings are the file's own: a block inserted after a line uses that line's
 ending (``\\n``, ``\\r\\n`` or ``\\r``), so a block can never merge with the next
 original line (a ``\\r`` block ending followed by an original ``\\n`` would read
-back as one ``\\r\\n``); a break we add at the end of the text uses the file's
-most frequent line ending (``\\n`` when there is none).
+back as one ``\\r\\n``); a break we add at the end of the text, or a block before
+the first line, uses the file's most frequent line ending (``\\n`` when there is none).
 
 Everything that comes from an API is untrusted and goes through :func:`escape`:
 it can inject no HTML, no markdown link, image, emphasis, code span, heading or
@@ -39,10 +47,12 @@ import re
 import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from urllib.parse import quote
 
 from ..models import EnrichedDocument, Link, Paper, Repo, Status
+from .placement import Leaf, Placement
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +61,7 @@ BLOCK_END = "<!-- /enrich -->"
 
 TITLE_LIMIT = 300
 DESCRIPTION_LIMIT = 300
+REASON_LIMIT = 200
 NAME_LIMIT = 120
 AUTHORS_SHOWN = 3
 
@@ -96,30 +107,42 @@ def _dominant_ending(endings: Iterable[str]) -> str:
     return next(e for e in counts if counts[e] == best)
 
 
+# A marker line: the container prefix of its block (spaces and ">"), then the marker.
+_MARKER_LINE = re.compile(r"([ >]*)(<!-- enrich -->|<!-- /enrich -->)")
+
+
 def strip_blocks(text: str) -> str:
     """Remove every enrich block, so that an ``.enriched.md`` file can be enriched again.
 
-    A block runs from a line that is exactly :data:`BLOCK_START` to a line that is
-    exactly :data:`BLOCK_END`, both inclusive with their line endings. Markers pair
-    like brackets: an end marker closes the nearest open start marker, so a stray
-    start line in the original text (one with no end after it, or followed by
-    another start before any end) and a stray end line are kept as they are. The
-    result therefore never contains a complete block, which makes the function
-    idempotent and makes ``strip_blocks(render_markdown(t, doc)) == t`` hold even
-    for texts with stray marker lines. Limitation: a text that itself contains a
-    complete block (a start line followed later by an end line) is taken for an
-    enriched file and loses that block.
+    A block runs from a start marker line (a prefix of spaces and ``>``, then exactly
+    :data:`BLOCK_START`) to an end marker line with the same prefix (then exactly
+    :data:`BLOCK_END`), both inclusive with their line endings. Markers pair like
+    brackets: an end marker closes the nearest open start marker of its prefix (any
+    start opened after that one lies inside the block and goes with it), so a stray
+    start line in the original text (one with no end after it) and a stray end line
+    are kept as they are. The result therefore never contains a complete block,
+    which makes the function idempotent and makes ``strip_blocks(render_markdown(t,
+    doc)) == t`` hold even for texts with stray marker lines. Limitation: a text that
+    itself contains a complete block (a start line followed later by an end line of
+    the same prefix) is taken for an enriched file and loses that block.
     """
     if BLOCK_START not in text:
         return text
     lines = _split_lines(text)
     removed = [0] * (len(lines) + 1)
-    stack: list[int] = []
+    stack: list[tuple[int, str]] = []  # open start markers: line, prefix
     for i, (content, _ending) in enumerate(lines):
-        if content == BLOCK_START:
-            stack.append(i)
-        elif content == BLOCK_END and stack:
-            start = stack.pop()
+        m = _MARKER_LINE.fullmatch(content)
+        if m is None:
+            continue
+        prefix, marker = m.groups()
+        if marker == BLOCK_START:
+            stack.append((i, prefix))
+            continue
+        opened = [k for k, (_, p) in enumerate(stack) if p == prefix]
+        if opened:
+            start = stack[opened[-1]][0]
+            del stack[opened[-1]:]
             removed[start] += 1
             removed[i + 1] -= 1
     if not any(removed):
@@ -316,24 +339,64 @@ def _short_authors(authors: Sequence[str]) -> str:
     return ", ".join(map(_escape_name, authors))
 
 
-def _status_note(status: Status, record: Paper | Repo | None, source: str) -> str:
+@dataclass
+class _Context:
+    """What the lines of one document's records need beyond the record itself."""
+
+    doc: EnrichedDocument
+    # a repository's name as the log first wrote it, by key (keys are lower case)
+    written: dict[str, str] = field(default_factory=dict)
+    # why a record was not fetched (the document's errors), by (kind, id)
+    reasons: dict[tuple[str, str], str] = field(default_factory=dict)
+    # each record's linked title or name, made once for its bullets and the summary
+    labels: dict[str, str] = field(default_factory=dict)
+    names: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, doc: EnrichedDocument) -> _Context:
+        ctx = cls(doc)
+        for link in doc.links:
+            if link.kind == "github" and link.id not in ctx.written:
+                ctx.written[link.id] = _as_written(link)
+        for err in doc.errors:
+            ctx.reasons.setdefault((err.kind, err.id), err.message)
+        return ctx
+
+    def display_name(self, key: str) -> str:
+        """``owner/repo`` as the log wrote it (for a record GitHub did not name)."""
+        return self.written.get(key.lower(), key)
+
+
+def _as_written(link: Link) -> str:
+    """The ``owner/repo`` of a GitHub link in the case the log wrote it: the id found in
+    the link's text regardless of case (a Pages link does not hold it: the id)."""
+    m = re.search(re.escape(link.id), link.text, re.IGNORECASE)
+    if m is not None and m.group().lower() == link.id:
+        return m.group()
+    return link.id
+
+
+def _status_note(status: Status, record: Paper | Repo | None, source: str,
+                 reason: str | None = None) -> str:
+    """What a record's status means, with the reason it was not fetched when known."""
     if status == "not_found":
         return f"not found on {source}"
     if status == "unavailable":
         return "unavailable (blocked)"
     if status == "missing":
-        return "missing: not fetched yet"
+        return f"missing: {escape(reason, REASON_LIMIT)}" if reason else "missing: not fetched yet"
     if status == "error":
-        return "error: could not fetch"
+        return f"error: {escape(reason, REASON_LIMIT)}" if reason else "error: could not fetch"
     if status == "stale":
         when = _date(record.fetched_at) if record is not None else None
         return f"stale: cached {when}" if when else "stale: cached data"
     return "ok"
 
 
-def _code_link(key: str, doc: EnrichedDocument) -> str:
-    """Link to a repository named by key (``code`` of a paper), in its display case."""
-    return _repo_name_link(key, doc.repos.get(key.lower()), link=True)
+def _note(ctx: _Context, kind: str, key: str, record: Paper | Repo | None) -> str:
+    status: Status = record.status if record is not None else "missing"
+    source = "arXiv" if kind == "arxiv" else "GitHub"
+    return _status_note(status, record, source, ctx.reasons.get((kind, key)))
 
 
 def _licence(repo: Repo) -> str | None:
@@ -369,24 +432,17 @@ def _stars(repo: Repo) -> str | None:
     return out
 
 
-def paper_line(
-    arxiv_id: str,
-    paper: Paper | None,
-    doc: EnrichedDocument,
-    versions: Sequence[str] = (),
-    labels: dict[str, str] | None = None,
-) -> str:
+def paper_line(arxiv_id: str, paper: Paper | None, ctx: _Context,
+               versions: Sequence[str] = ()) -> str:
     """One bullet for a paper (without the line ending); its linked title goes into
-    ``labels`` (by id) when given, for :func:`summary_lines`."""
+    ``ctx.labels``, for :func:`summary_lines`."""
     status: Status = paper.status if paper is not None else "missing"
     url = arxiv_url(arxiv_id) if status != "not_found" else None
     ident = f"arXiv:{arxiv_id}"
     if paper is None or status not in ("ok", "stale"):
-        note = _status_note(status, paper, "arXiv")
-        return f"{ITEM}{PAPER_ICON} {_link(ident, url)} — {note}"
+        return f"{ITEM}{PAPER_ICON} {_link(ident, url)} — {_note(ctx, 'arxiv', arxiv_id, paper)}"
     label = _link(paper.title or ident, url, TITLE_LIMIT)
-    if labels is not None:
-        labels[arxiv_id] = label
+    ctx.labels[arxiv_id] = label
     head = f"{ITEM}{PAPER_ICON} {label}"
     parts: list[str] = []
     if paper.authors:
@@ -402,37 +458,36 @@ def paper_line(
             mentioned += f" (latest {escape(latest, 20)})"
         parts.append(mentioned)
     if paper.code:
-        parts.append("code: " + ", ".join(_code_link(k, doc) for k in paper.code))
+        # a repository known not to exist is named, not linked
+        parts.append("code: " + ", ".join(
+            _repo_name_link(k, ctx.doc.repos.get(k.lower()), ctx) for k in paper.code))
     if status == "stale":
         parts.append(_status_note(status, paper, "arXiv"))
     return head + (" — " + SEP.join(parts) if parts else "")
 
 
-def _repo_name_link(key: str, repo: Repo | None, *, link: bool | None = None) -> str:
+def _repo_name_link(key: str, repo: Repo | None, ctx: _Context) -> str:
     """The repository's display name (``full_name`` when it is a valid one, else the
-    key), linked unless the repository does not exist."""
-    name, url = key, None
+    name as the log wrote it), linked unless the repository does not exist."""
+    name, url = ctx.display_name(key), None
     if repo is not None and repo.full_name:
         url = github_url(repo.full_name)
         if url is not None:
             name = repo.full_name
-    if link is None:
-        link = repo is None or repo.status != "not_found"
-    if not link:
+    if repo is not None and repo.status == "not_found":
         return _link(name, None)
     return _link(name, url if url is not None else github_url(name))
 
 
-def repo_line(key: str, repo: Repo | None, names: dict[str, str] | None = None) -> str:
+def repo_line(key: str, repo: Repo | None, ctx: _Context) -> str:
     """One bullet for a repository (without the line ending); its linked name goes into
-    ``names`` (by key) when given, for :func:`summary_lines`."""
+    ``ctx.names``, for :func:`summary_lines`."""
     status: Status = repo.status if repo is not None else "missing"
-    name = _repo_name_link(key, repo)
-    if names is not None:
-        names[key] = name
+    name = _repo_name_link(key, repo, ctx)
+    ctx.names[key] = name
     head = f"{ITEM}{REPO_ICON} {name}"
     if repo is None or status not in ("ok", "stale"):
-        return f"{head} — {_status_note(status, repo, 'GitHub')}"
+        return f"{head} — {_note(ctx, 'github', key, repo)}"
     parts: list[str] = []
     if (stars := _stars(repo)) is not None:
         parts.append(stars)
@@ -443,7 +498,7 @@ def repo_line(key: str, repo: Repo | None, names: dict[str, str] | None = None) 
     if repo.archived:
         parts.append("archived")
     if repo.renamed_from:
-        parts.append("renamed from " + escape(repo.renamed_from, NAME_LIMIT))
+        parts.append("renamed from " + escape(ctx.display_name(repo.renamed_from), NAME_LIMIT))
     if repo.papers:
         parts.append("paper: " + ", ".join(_link(p, arxiv_url(p)) for p in repo.papers))
     if status == "stale":
@@ -467,26 +522,19 @@ def _ordered_keys(doc: EnrichedDocument) -> tuple[list[str], list[str]]:
     return list(papers), list(repos)
 
 
-def _cell_status(record: Paper | Repo | None, source: str) -> str:
-    status: Status = record.status if record is not None else "missing"
-    return _status_note(status, record, source)
-
-
 def _row(*cells: str) -> str:
     """A table row; cells must already be escaped (``|`` is, by :func:`escape`)."""
     return "|" + "|".join([f" {c} " if c else " " for c in cells]) + "|"
 
 
-def summary_lines(
-    doc: EnrichedDocument, labels: dict[str, str] | None = None, names: dict[str, str] | None = None
-) -> list[str]:
+def summary_lines(ctx: _Context) -> list[str]:
     """The final block's lines (without markers or endings); empty if there is nothing.
 
-    ``labels`` and ``names`` hold the linked titles and names that :func:`paper_line` and
-    :func:`repo_line` made for this document (each record's is the same here), if any.
+    ``ctx.labels`` and ``ctx.names`` hold the linked titles and names that
+    :func:`paper_line` and :func:`repo_line` made for this document, if any (each
+    record's is the same here).
     """
-    labels = labels or {}
-    names = names or {}
+    doc = ctx.doc
     paper_keys, repo_keys = _ordered_keys(doc)
     if not paper_keys and not repo_keys:
         return []
@@ -501,31 +549,31 @@ def summary_lines(
         _row("", "Paper / repository", "Authors / stars", "Licence", "Status"),
         _row(*["---"] * 5),
     ]
-    rows += [_paper_row(key, doc.papers.get(key), labels) for key in paper_keys]
-    rows += [_repo_row(key, doc.repos.get(key), names) for key in repo_keys]
+    rows += [_paper_row(key, doc.papers.get(key), ctx) for key in paper_keys]
+    rows += [_repo_row(key, doc.repos.get(key), ctx) for key in repo_keys]
     return rows
 
 
-def _paper_row(key: str, paper: Paper | None, labels: dict[str, str]) -> str:
+def _paper_row(key: str, paper: Paper | None, ctx: _Context) -> str:
     if paper is not None and paper.status in ("ok", "stale"):
-        label = labels.get(key) or _link(paper.title or f"arXiv:{key}", arxiv_url(key),
-                                         TITLE_LIMIT)
+        label = ctx.labels.get(key) or _link(paper.title or f"arXiv:{key}", arxiv_url(key),
+                                             TITLE_LIMIT)
         who = _short_authors(paper.authors)
         status = "ok" if paper.status == "ok" else _status_note("stale", paper, "arXiv")
     else:
         url = arxiv_url(key) if paper is None or paper.status != "not_found" else None
         label, who = _link(f"arXiv:{key}", url, TITLE_LIMIT), ""
-        status = _cell_status(paper, "arXiv")
+        status = _note(ctx, "arxiv", key, paper)
     return _row(PAPER_ICON, label, who, "", status)
 
 
-def _repo_row(key: str, repo: Repo | None, names: dict[str, str]) -> str:
+def _repo_row(key: str, repo: Repo | None, ctx: _Context) -> str:
     stars = lic = ""
     if repo is not None and repo.status in ("ok", "stale"):
         stars = f"★ {repo.stars:,}" if repo.stars is not None else ""
         lic = _licence(repo) or ""
-    name = names.get(key) or _repo_name_link(key, repo)
-    return _row(REPO_ICON, name, stars, lic, _cell_status(repo, "GitHub"))
+    name = ctx.names.get(key) or _repo_name_link(key, repo, ctx)
+    return _row(REPO_ICON, name, stars, lic, _note(ctx, "github", key, repo))
 
 
 # --- rendering ----------------------------------------------------------------------------
@@ -550,9 +598,23 @@ def _links_by_line(text: str, starts: Sequence[int], links: Iterable[Link]
     return by_line
 
 
-def _block(links: list[Link], doc: EnrichedDocument, labels: dict[str, str],
-           names: dict[str, str]) -> list[str]:
-    """The block of one line: a bullet per distinct record, in order of first mention."""
+def _links_by_leaf(by_line: dict[int, list[Link]], placement: Placement
+                   ) -> dict[Leaf, list[Link]]:
+    """The links of each markdown block, in text order."""
+    by_leaf: dict[Leaf, list[Link]] = {}
+    for idx in sorted(by_line):
+        leaf = placement.leaf_of(idx)
+        if leaf is None:  # a line of no markdown block: a link there cannot be written
+            logger.warning("line %d holds links outside any markdown block; not annotated",
+                           idx + 1)
+            continue
+        by_leaf.setdefault(leaf, []).extend(by_line[idx])
+    return by_leaf
+
+
+def _block(links: list[Link], ctx: _Context) -> list[str]:
+    """The block of one markdown block: a bullet per distinct record, in order of first
+    mention."""
     versions: dict[str, list[str]] = {}
     for lk in links:
         if lk.kind == "arxiv" and lk.version and lk.version not in versions.get(lk.id, []):
@@ -560,10 +622,9 @@ def _block(links: list[Link], doc: EnrichedDocument, labels: dict[str, str],
     block = [BLOCK_START]
     for kind, key in dict.fromkeys((lk.kind, lk.id) for lk in links):
         if kind == "arxiv":
-            block.append(paper_line(key, doc.papers.get(key), doc, versions.get(key, ()),
-                                    labels))
+            block.append(paper_line(key, ctx.doc.papers.get(key), ctx, versions.get(key, ())))
         else:
-            block.append(repo_line(key, doc.repos.get(key), names))
+            block.append(repo_line(key, ctx.doc.repos.get(key), ctx))
     block.append(BLOCK_END)
     return block
 
@@ -571,28 +632,47 @@ def _block(links: list[Link], doc: EnrichedDocument, labels: dict[str, str],
 def render_markdown(text: str, doc: EnrichedDocument, *, summary: bool = True) -> str:
     """The enriched markdown of ``text`` (block-free; ``doc.links`` refer to it).
 
-    Keeps every original line byte for byte and inserts one block after each line
-    holding links (see the module docstring for the line-ending and round-trip
-    rules), then, with ``summary=True`` and at least one record, a final block
-    with a table of every paper and repository.
+    Keeps every original line byte for byte and inserts one block after each markdown
+    block holding links, in its container (see the module docstring for the
+    line-ending and round-trip rules), then, with ``summary=True`` and at least one
+    record, a final block with a table of every paper and repository.
     """
     lines = _split_lines(text)
     starts = list(itertools.accumulate((len(c) + len(e) for c, e in lines), initial=0))
     by_line = _links_by_line(text, starts[:-1], doc.links)
+    ctx = _Context.of(doc)
+    # the blocks to insert before each line (the number of lines: at the end)
+    inserts: dict[int, list[list[str]]] = {}
+    summary_block: list[str] = []
+    summary_at = len(lines)
+    wants_summary = summary and bool(doc.links or doc.papers or doc.repos)
+    if by_line or wants_summary:
+        placement = Placement([c for c, _ in lines])
+        for leaf, links in _links_by_leaf(by_line, placement).items():
+            if leaf.spot is None:
+                logger.info("the markdown block on lines %d-%d has no place for its "
+                            "annotations (see the summary)", leaf.start + 1, leaf.end)
+                continue
+            block = [leaf.spot.prefix + line for line in _block(links, ctx)]
+            inserts.setdefault(leaf.spot.line, []).append(block)
+        rows = summary_lines(ctx) if wants_summary else []
+        if rows:
+            summary_block, summary_at = [BLOCK_START, *rows, BLOCK_END], placement.summary.line
+    if not inserts and not summary_block:
+        return text
     dominant = _dominant_ending(e for _, e in lines if e)
-    labels: dict[str, str] = {}  # each record's linked title or name, for the summary
-    names: dict[str, str] = {}
     out: list[str] = []
-    for i, (content, ending) in enumerate(lines):
-        out.append(content + ending)
-        if i in by_line:
-            if not ending:  # the last line, without a line ending: the block needs one
-                ending = dominant
-                out.append(ending)
-            out.append(ending.join(_block(by_line[i], doc, labels, names)) + ending)
-    rows = summary_lines(doc, labels, names) if summary else []
-    if rows:
-        if lines and not lines[-1][1] and len(lines) - 1 not in by_line:
-            out.append(dominant)  # a last line without ending
-        out.append(dominant.join([BLOCK_START, *rows, BLOCK_END]) + dominant)
+    for i in range(len(lines) + 1):
+        # a block inserted here uses the line ending of the line before it
+        before = lines[i - 1][1] if i else dominant
+        here = i in inserts or (summary_block and i == summary_at)
+        if i == len(lines) and here and not before:
+            before = dominant  # the last line, without a line ending: a block needs one
+            out.append(before)
+        for block in inserts.get(i, []):
+            out.append(before.join(block) + before)
+        if summary_block and i == summary_at:  # the summary uses the file's own ending
+            out.append(dominant.join(summary_block) + dominant)
+        if i < len(lines):
+            out.append(lines[i][0] + lines[i][1])
     return "".join(out)
