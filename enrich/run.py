@@ -241,8 +241,10 @@ def render_output(fmt: str, item: _Input, doc: EnrichedDocument) -> bytes:
     if fmt == "markdown":
         from .write.markdown import render_markdown
 
-        # the log's own encoding; a character it cannot hold becomes an entity
-        return render_markdown(item.text, doc).encode(item.encoding, "xmlcharrefreplace")
+        # UTF-8, what markdown renderers expect, whatever the log's encoding; a UTF-8 log
+        # keeps its byte order mark, so that the blocks strip back to its very bytes
+        bom = "utf-8-sig" if item.encoding == "utf-8-sig" else "utf-8"
+        return render_markdown(item.text, doc).encode(bom, "backslashreplace")
     if fmt == "json":
         from .write.json import render_json_bytes
 

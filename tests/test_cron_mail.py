@@ -102,3 +102,25 @@ def test_cache_prune_of_a_cache_that_does_not_exist_creates_nothing(tmp_path: Pa
     code, out, _ = run_cli("cache", "prune", "--config", str(cfg))
     assert code == 0 and "does not exist yet" in out
     assert not (tmp_path / "nowhere").exists()
+
+
+@pytest.mark.parametrize("codec", ["gbk", "utf-16", "utf-8-sig", "utf-8"])
+def test_outputs_are_utf8_whatever_the_logs_encoding(
+        tmp_path: Path, arxiv_server: FakeArxiv, github_server: FakeGitHub, codec: str) -> None:
+    from enrich.write.markdown import strip_blocks
+
+    text = "# 日志\n\n- 论文：arXiv:2305.09781，代码 github.com/o/r 😀\n" if codec != "gbk" else \
+        "# 日志\n\n- 论文：arXiv:2305.09781，代码 github.com/o/r\n"
+    arxiv_server.add_paper("2305.09781", title="一篇论文")
+    github_server.add_repo("o/r", description="描述")
+    log = tmp_path / "log.txt"
+    log.write_bytes(text.encode(codec))
+    cfg = write_config(tmp_path / "config.yaml", arxiv_server, github_server)
+    code, _, err = run_cli("run", "--file", str(log), "--config", str(cfg))
+    assert code == 0, err
+    md = (tmp_path / "log.enriched.md").read_bytes()
+    assert md.startswith(b"\xef\xbb\xbf") == (codec == "utf-8-sig")
+    decoded = md.decode("utf-8-sig")
+    assert "一篇论文" in decoded and strip_blocks(decoded) == text
+    if codec.startswith("utf-8"):
+        assert strip_blocks(decoded).encode(codec) == log.read_bytes()  # byte for byte
