@@ -468,7 +468,7 @@ def _keep_known_papers(got: FetchResult[Paper], cached: dict[str, Cached[Paper]]
     """A ``not_found`` for a paper the cache holds is a glitch: keep the paper.
 
     arXiv never removes a paper (a withdrawn one keeps its entry), while it
-    sporadically serves empty pages (api-facts 3.1). Believing one would overwrite
+    sporadically serves empty pages (lukasschwab/arxiv.py#83). Believing one would overwrite
     good cached data with a verdict kept for ``not_found_ttl``; instead the id
     counts as failed, so the cached record is served as ``stale``.
     """

@@ -21,7 +21,7 @@ Verdicts per id:
   body, a 200 reading ``Rate exceeded.``) are retried by tenacity up to
   ``http.max_retries`` times, waiting the ``Retry-After`` or an exponential backoff
   from ``http.backoff`` capped at ``http.backoff_max``.
-- **Throttling** (spec section 4): a 429 is waited out once, for its ``Retry-After`` or
+- **Throttling** (``arxiv.throttle_wait``): a 429 is waited out once, for its ``Retry-After`` or
   else ``arxiv.throttle_wait`` (60 s; throttling lasts long and early retries lengthen
   it), before one more try. A second 429 in a row, or a ``Retry-After`` longer than
   ``http.backoff_max`` (arXiv throttles for hours at times), stops arXiv fetching for

@@ -1,6 +1,7 @@
 """GitHub fetcher: repository metadata for lower-case ``owner/repo`` keys.
 
-Two modes, chosen by whether a token is configured (api-facts 3.2, 3.3):
+Two modes, chosen by whether a token is configured (GitHub's docs on the REST and
+GraphQL rate limits):
 
 - **With a token: GraphQL.** Up to ``github.batch_size`` repositories per query
   as aliases ``r0``, ``r1``, ... (``owner-repo`` is not a valid GraphQL alias),
@@ -99,7 +100,7 @@ _REPO_FIELDS = f"""fragment RepoFields on Repository {{
 
 
 def split_key(key: str) -> tuple[str, str]:
-    """``owner``, ``repo`` of a key, validated against the grammar of spec section 2.
+    """``owner``, ``repo`` of a key, validated against the grammar of docs/format.md.
 
     Raises ValueError for anything else (``../x``, ``a/b%2F..``, ``a/b/c``, ...), so
     that no key can build a path outside ``/repos/{owner}/{repo}``.

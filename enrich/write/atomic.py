@@ -1,5 +1,5 @@
 """Atomic file replacement: a reader (or a crash) sees the old output or the new one,
-never half of one (spec section 3: "a crash never leaves a half-written output").
+never half of one: a crash never leaves a half-written output.
 """
 
 from __future__ import annotations
