@@ -328,7 +328,7 @@ class Bench:
         self.log = self.work / "logs" / "research.txt"
         self.log.parent.mkdir(parents=True)
         self.log.write_text(make_log(self.paper_ids, self.repo_names), encoding="utf-8")
-        sys.path.insert(0, str(ROOT))
+        sys.path.insert(0, str(ROOT / "src"))
         from enrich.extract import extract
 
         links = extract(self.log.read_text(encoding="utf-8"))

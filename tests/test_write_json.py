@@ -94,7 +94,7 @@ def test_json_output_validates_against_the_shipped_schema() -> None:
 def test_json_shipped_schema_file_equals_the_generated_schema() -> None:
     shipped = Path(write_json.__file__).parent.parent / "schema" / "enriched.schema.json"
     assert shipped.read_text(encoding="utf-8") == dump_schema(), (
-        "regenerate: python -m enrich.write.json > enrich/schema/enriched.schema.json")
+        "regenerate: python -m enrich.write.json > src/enrich/schema/enriched.schema.json")
     assert load_schema() == json_schema()
 
 

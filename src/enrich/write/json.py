@@ -7,7 +7,7 @@ sorted by id, a trailing newline), so that nightly runs diff cleanly.
 The schema is generated from the pydantic models and shipped as
 ``enrich/schema/enriched.schema.json``; regenerate it with::
 
-    python -m enrich.write.json > enrich/schema/enriched.schema.json
+    python -m enrich.write.json > src/enrich/schema/enriched.schema.json
 
 A test compares the shipped file with :func:`json_schema`, so the two cannot
 drift. The generated schema is stricter than pydantic's own: every key the
