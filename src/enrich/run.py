@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import glob
 import os
 import time
@@ -131,9 +132,16 @@ async def _enrich_and_write(enricher: Enricher, inputs: list[_Input], formats: S
     async with enricher:
         docs, res = await enricher.enrich_many_resolved([(i.text, i.source) for i in inputs])
     reports = []
-    for item, doc in zip(inputs, docs, strict=True):
+    for doc, item in zip(docs, inputs, strict=True):
         rep = file_report(str(item.path), doc, res, offline=enricher.offline)
         rep.failures = failures_of(doc)
+        reports.append(rep)
+    # what remains is the documents: each is let go once its outputs are written
+    del res
+    pending = docs[::-1]
+    del docs
+    for rep, item in zip(reports, inputs, strict=True):
+        doc = pending.pop()
         try:
             rep.outputs = write_outputs(item, doc, formats, folder)
         except atomic.PartialWriteError as exc:
@@ -145,7 +153,7 @@ async def _enrich_and_write(enricher: Enricher, inputs: list[_Input], formats: S
         except OSError as exc:
             rep.exit_code = 2
             rep.error = f"{item.path}: cannot write outputs: {exc.strerror or exc}"
-        reports.append(rep)
+        del doc
         if on_report is not None:
             on_report(rep)
     return reports
@@ -228,10 +236,11 @@ def write_outputs(item: _Input, doc: EnrichedDocument, formats: Sequence[str],
                   out_dir: Path | None) -> list[str]:
     """Render every output, then write them together: each to a temporary file first,
     then all renamed (see :func:`~enrich.write.atomic.write_files_atomic`)."""
-    files: list[tuple[Path, bytes]] = []
+    files: list[tuple[Path, Callable[[], bytes]]] = []
     for fmt, target in output_paths(item.path, formats, out_dir).items():
         remove_stale_temporaries(target)
-        files.append((target, render_output(fmt, item, doc)))
+        # rendered when its temporary file is written: one output in memory at a time
+        files.append((target, functools.partial(render_output, fmt, item, doc)))
     atomic.write_files_atomic(files)
     return [str(target) for target, _ in files]
 
@@ -239,12 +248,12 @@ def write_outputs(item: _Input, doc: EnrichedDocument, formats: Sequence[str],
 def render_output(fmt: str, item: _Input, doc: EnrichedDocument) -> bytes:
     """The bytes of one output format."""
     if fmt == "markdown":
-        from .write.markdown import render_markdown
+        from .write.markdown import render_markdown_bytes
 
         # UTF-8, what markdown renderers expect, whatever the log's encoding; a UTF-8 log
         # keeps its byte order mark, so that the blocks strip back to its very bytes
         bom = "utf-8-sig" if item.encoding == "utf-8-sig" else "utf-8"
-        return render_markdown(item.text, doc).encode(bom, "backslashreplace")
+        return render_markdown_bytes(item.text, doc, bom)
     if fmt == "json":
         from .write.json import render_json_bytes
 

@@ -86,9 +86,14 @@ def read_source(path: str | os.PathLike[str], *,
     except OSError as err:
         raise InputError(name, f"cannot read: {err.strerror or err}") from None
     try:
-        _check_file(name, os.fstat(fd), max_bytes)
+        info = os.fstat(fd)
+        _check_file(name, info, max_bytes)
         with os.fdopen(fd, "rb", closefd=False) as fh:
-            data = fh.read(max_bytes + 1)  # + 1: a file that grew past the limit is refused
+            # read() allocates what it is asked for: ask for the file's size (+ 1 to see
+            # whether it grew since), and only then for the rest up to the limit
+            data = fh.read(info.st_size + 1)
+            if len(data) > info.st_size:
+                data += fh.read(max_bytes + 1 - len(data))
     except OSError as err:
         raise InputError(name, f"cannot read: {err.strerror or err}") from None
     finally:

@@ -9,7 +9,7 @@ import logging
 import os
 import stat
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 logger = logging.getLogger(__name__)
 
@@ -79,11 +79,13 @@ def write_atomic(path: str | os.PathLike[str], data: str | bytes, *,
     write_files_atomic([(path, payload)])
 
 
-def write_files_atomic(files: Sequence[tuple[str | os.PathLike[str], bytes]]) -> None:
+def write_files_atomic(files: Sequence[tuple[str | os.PathLike[str],
+                                             bytes | Callable[[], bytes]]]) -> None:
     """Replace several files, each atomically, as nearly together as possible.
 
-    Every file is first written in full to its temporary file; only then are the
-    temporaries renamed over their paths, one after the other. So a failure while
+    Every file is first written in full to its temporary file (a callable payload is
+    made just before, so that only one output is in memory at a time); only then are
+    the temporaries renamed over their paths, one after the other. So a failure while
     writing (a full disk) leaves every path as it was. A rename can still fail
     after others succeeded (rare: the path became a folder, say); that raises
     :class:`PartialWriteError`, which says which paths are new. Temporary files
@@ -92,9 +94,13 @@ def write_files_atomic(files: Sequence[tuple[str | os.PathLike[str], bytes]]) ->
     targets = [os.fspath(path) for path, _ in files]
     temporaries: list[str] = []
     replaced: list[str] = []
+    sizes: list[int] = []
     try:
         for target, (_, payload) in zip(targets, files, strict=True):
-            temporaries.append(_write_temporary(target, payload))
+            data = payload() if callable(payload) else payload
+            sizes.append(len(data))
+            temporaries.append(_write_temporary(target, data))
+            del data
         for tmp, target in zip(temporaries, targets, strict=True):
             try:
                 os.replace(tmp, target)
@@ -109,8 +115,8 @@ def write_files_atomic(files: Sequence[tuple[str | os.PathLike[str], bytes]]) ->
                 os.unlink(tmp)
     for folder in sorted({os.path.dirname(os.path.abspath(t)) for t in targets}):
         _fsync_dir(folder)
-    for target, (_, payload) in zip(targets, files, strict=True):
-        logger.debug("wrote %s (%d bytes)", target, len(payload))
+    for target, size in zip(targets, sizes, strict=True):
+        logger.debug("wrote %s (%d bytes)", target, size)
 
 
 def _write_temporary(target: str, payload: bytes) -> str:

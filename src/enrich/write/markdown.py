@@ -40,13 +40,14 @@ override. See :func:`escape` for the exact rules.
 from __future__ import annotations
 
 import bisect
+import codecs
 import functools
 import itertools
 import logging
 import re
 import unicodedata
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from urllib.parse import quote
@@ -80,21 +81,22 @@ SEP = " · "
 _ENDING_SPLIT = re.compile(r"(\r\n|\n|\r)")
 
 
-def _split_lines(text: str) -> list[tuple[str, str]]:
-    """``text`` as ``(content, ending)`` pairs; the last ending may be ``""``.
+def _split_lines(text: str) -> tuple[list[str], list[str]]:
+    """``text`` as its lines' contents and their endings; the last ending may be ``""``.
 
-    The pairs joined give ``text`` back; a text ending with a line break has no empty
-    last line.
+    Joined in turn they give ``text`` back; a text ending with a line break has no
+    empty last line. Two flat lists, not a pair per line: a big log has millions.
     """
     # content, ending, content, ..., ending, content: the last content is "" when the
     # text ends with a line break (or is empty), and is then no line
     parts = _ENDING_SPLIT.split(text)
     contents, endings = parts[0::2], parts[1::2]
+    del parts
     if contents[-1]:
         endings.append("")
     else:
         contents.pop()
-    return list(zip(contents, endings, strict=True))
+    return contents, endings
 
 
 def _dominant_ending(endings: Iterable[str]) -> str:
@@ -128,7 +130,8 @@ def strip_blocks(text: str) -> str:
     """
     if BLOCK_START not in text:
         return text
-    lines = _split_lines(text)
+    contents, endings = _split_lines(text)
+    lines = list(zip(contents, endings, strict=True))
     removed = [0] * (len(lines) + 1)
     stack: list[tuple[int, str]] = []  # open start markers: line, prefix
     for i, (content, _ending) in enumerate(lines):
@@ -637,17 +640,34 @@ def render_markdown(text: str, doc: EnrichedDocument, *, summary: bool = True) -
     line-ending and round-trip rules), then, with ``summary=True`` and at least one
     record, a final block with a table of every paper and repository.
     """
-    lines = _split_lines(text)
-    starts = list(itertools.accumulate((len(c) + len(e) for c, e in lines), initial=0))
+    return "".join(_pieces(text, doc, summary))
+
+
+def render_markdown_bytes(text: str, doc: EnrichedDocument, encoding: str = "utf-8",
+                          *, summary: bool = True) -> bytes:
+    """:func:`render_markdown` encoded, each piece as it is made: a big log's output is
+    never held as text and as bytes at once. A character ``encoding`` cannot hold (a
+    lone surrogate from an API) is written as its backslash escape."""
+    encoder = codecs.getincrementalencoder(encoding)("backslashreplace")  # one BOM at most
+    return b"".join([*(encoder.encode(piece) for piece in _pieces(text, doc, summary)),
+                     encoder.encode("", final=True)])
+
+
+def _pieces(text: str, doc: EnrichedDocument, summary: bool) -> Iterator[str]:
+    """The enriched markdown in pieces: the text between two insertion points, then the
+    blocks inserted there."""
+    contents, endings = _split_lines(text)
+    n = len(contents)
+    starts = _starts(contents, endings)
     by_line = _links_by_line(text, starts[:-1], doc.links)
     ctx = _Context.of(doc)
     # the blocks to insert before each line (the number of lines: at the end)
     inserts: dict[int, list[list[str]]] = {}
     summary_block: list[str] = []
-    summary_at = len(lines)
+    summary_at = n
     wants_summary = summary and bool(doc.links or doc.papers or doc.repos)
     if by_line or wants_summary:
-        placement = Placement([c for c, _ in lines])
+        placement = Placement(contents)
         for leaf, links in _links_by_leaf(by_line, placement).items():
             if leaf.spot is None:
                 logger.info("the markdown block on lines %d-%d has no place for its "
@@ -658,21 +678,29 @@ def render_markdown(text: str, doc: EnrichedDocument, *, summary: bool = True) -
         rows = summary_lines(ctx) if wants_summary else []
         if rows:
             summary_block, summary_at = [BLOCK_START, *rows, BLOCK_END], placement.summary.line
+        del placement
+    del contents, by_line
     if not inserts and not summary_block:
-        return text
-    dominant = _dominant_ending(e for _, e in lines if e)
-    out: list[str] = []
-    for i in range(len(lines) + 1):
+        yield text
+        return
+    dominant = _dominant_ending(e for e in endings if e)
+    done = 0
+    for i in sorted({*inserts, *([summary_at] if summary_block else [])}):
+        yield text[done:starts[i]]
+        done = starts[i]
         # a block inserted here uses the line ending of the line before it
-        before = lines[i - 1][1] if i else dominant
-        here = i in inserts or (summary_block and i == summary_at)
-        if i == len(lines) and here and not before:
+        before = endings[i - 1] if i else dominant
+        if i == n and not before:
             before = dominant  # the last line, without a line ending: a block needs one
-            out.append(before)
-        for block in inserts.get(i, []):
-            out.append(before.join(block) + before)
+            yield before
+        for block in inserts.pop(i, []):
+            yield before.join(block) + before
         if summary_block and i == summary_at:  # the summary uses the file's own ending
-            out.append(dominant.join(summary_block) + dominant)
-        if i < len(lines):
-            out.append(lines[i][0] + lines[i][1])
-    return "".join(out)
+            yield dominant.join(summary_block) + dominant
+    yield text[done:]
+
+
+def _starts(contents: Sequence[str], endings: Sequence[str]) -> list[int]:
+    """The offset where each line starts, and the text's length last."""
+    return list(itertools.accumulate(
+        (len(c) + len(e) for c, e in zip(contents, endings, strict=True)), initial=0))
