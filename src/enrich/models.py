@@ -8,7 +8,7 @@ All models are pydantic v2. ``EnrichedDocument.model_dump_json()`` is the
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, model_serializer
 
@@ -161,8 +161,10 @@ class SourceCounts(BaseModel):
     failed: int = 0
 
 
-class Failure(BaseModel):
-    """A record a run could not serve current: its status and why (for the report)."""
+class Failure(NamedTuple):
+    """A record a run could not serve current: its status and why (for the report).
+
+    A tuple, not a model: a big log's offline run has hundreds of thousands."""
 
     kind: LinkKind
     id: str
