@@ -552,14 +552,7 @@ class GithubFetcher:
         if too_big is not None:
             raise _TooBig(f"{self._quote(too_big.get('type'), 40)}: "
                           f"{self._quote(too_big.get('message', ''), 120)}")
-        by_alias: dict[str, dict[str, Any]] = {}
-        general: list[str] = []
-        for err in errors:
-            path = err.get("path")
-            if isinstance(path, list) and path and isinstance(path[0], str):
-                by_alias.setdefault(path[0], err)
-            else:
-                general.append(self._quote(err.get("message", "")))
+        by_alias, general = self._errors_by_alias(errors)
         fallback: list[str] = []
         for i, (key, _pair) in enumerate(batch):
             alias = f"r{i}"
@@ -589,6 +582,19 @@ class GithubFetcher:
         logger.debug("github GraphQL batch of %d: %d records, remaining %s", len(batch),
                      sum(1 for k, _ in batch if k in run.result.records), remaining)
         return fallback
+
+    def _errors_by_alias(self, errors: list[dict[str, Any]]
+                         ) -> tuple[dict[str, dict[str, Any]], list[str]]:
+        """GraphQL errors: the first per alias (``path[0]``), and the others' messages."""
+        by_alias: dict[str, dict[str, Any]] = {}
+        general: list[str] = []
+        for err in errors:
+            path = err.get("path")
+            if isinstance(path, list) and path and isinstance(path[0], str):
+                by_alias.setdefault(path[0], err)
+            else:
+                general.append(self._quote(err.get("message", "")))
+        return by_alias, general
 
     def _record_from_graphql(self, key: str, node: dict[str, Any]) -> Repo:
         if not isinstance(node.get("nameWithOwner"), str):

@@ -659,27 +659,8 @@ def _pieces(text: str, doc: EnrichedDocument, summary: bool) -> Iterator[str]:
     contents, endings = _split_lines(text)
     n = len(contents)
     starts = _starts(contents, endings)
-    by_line = _links_by_line(text, starts[:-1], doc.links)
-    ctx = _Context.of(doc)
-    # the blocks to insert before each line (the number of lines: at the end)
-    inserts: dict[int, list[list[str]]] = {}
-    summary_block: list[str] = []
-    summary_at = n
-    wants_summary = summary and bool(doc.links or doc.papers or doc.repos)
-    if by_line or wants_summary:
-        placement = Placement(contents)
-        for leaf, links in _links_by_leaf(by_line, placement).items():
-            if leaf.spot is None:
-                logger.info("the markdown block on lines %d-%d has no place for its "
-                            "annotations (see the summary)", leaf.start + 1, leaf.end)
-                continue
-            block = [leaf.spot.prefix + line for line in _block(links, ctx)]
-            inserts.setdefault(leaf.spot.line, []).append(block)
-        rows = summary_lines(ctx) if wants_summary else []
-        if rows:
-            summary_block, summary_at = [BLOCK_START, *rows, BLOCK_END], placement.summary.line
-        del placement
-    del contents, by_line
+    inserts, summary_block, summary_at = _insertions(text, contents, starts, doc, summary)
+    del contents
     if not inserts and not summary_block:
         yield text
         return
@@ -698,6 +679,30 @@ def _pieces(text: str, doc: EnrichedDocument, summary: bool) -> Iterator[str]:
         if summary_block and i == summary_at:  # the summary uses the file's own ending
             yield dominant.join(summary_block) + dominant
     yield text[done:]
+
+
+def _insertions(text: str, contents: list[str], starts: list[int], doc: EnrichedDocument,
+                summary: bool) -> tuple[dict[int, list[list[str]]], list[str], int]:
+    """The blocks to insert before each line (the number of lines: at the end), and the
+    summary block with the line it goes before."""
+    by_line = _links_by_line(text, starts[:-1], doc.links)
+    ctx = _Context.of(doc)
+    inserts: dict[int, list[list[str]]] = {}
+    wants_summary = summary and bool(doc.links or doc.papers or doc.repos)
+    if not by_line and not wants_summary:
+        return inserts, [], len(contents)
+    placement = Placement(contents)
+    for leaf, links in _links_by_leaf(by_line, placement).items():
+        if leaf.spot is None:
+            logger.info("the markdown block on lines %d-%d has no place for its "
+                        "annotations (see the summary)", leaf.start + 1, leaf.end)
+            continue
+        block = [leaf.spot.prefix + line for line in _block(links, ctx)]
+        inserts.setdefault(leaf.spot.line, []).append(block)
+    rows = summary_lines(ctx) if wants_summary else []
+    if not rows:
+        return inserts, [], len(contents)
+    return inserts, [BLOCK_START, *rows, BLOCK_END], placement.summary.line
 
 
 def _starts(contents: Sequence[str], endings: Sequence[str]) -> list[int]:
