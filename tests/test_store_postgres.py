@@ -12,10 +12,14 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from fakeapi.github import FakeGitHub, github_config
 from pgserver import PgServer
 from support import run_cli
 
 from enrich.errors import CacheError
+from enrich.fetch import FetchResult
+from enrich.fetch.github import GithubFetcher
+from enrich.models import Repo
 from enrich.store.postgres import PG_LATEST_VERSION, PostgresStore
 
 
@@ -128,3 +132,30 @@ def test_the_arxiv_gate_is_shared_by_hosts(pg_url: str) -> None:
     for (s1, e1), (s2, _) in itertools.pairwise(spans):
         assert s2 >= e1, "two turns overlapped"
         assert s2 - s1 >= interval, f"starts {s2 - s1:.3f} s apart"
+
+
+def test_a_github_quota_spent_by_one_host_is_not_asked_again_by_another(
+        pg_url: str, github_server: FakeGitHub) -> None:
+    github_server.anon_limit = 2
+    for name in ("a/one", "b/two", "c/three"):
+        github_server.add_repo(name, stars=1)
+    cfg = github_config(github_server)
+
+    async def host(keys: list[str]) -> FetchResult[Repo]:
+        with PostgresStore(pg_url) as store:
+            fetcher = GithubFetcher(cfg, shared_quota=store.github_quota())
+            try:
+                return await fetcher.fetch(keys)
+            finally:
+                await fetcher.aclose()
+
+    first = asyncio.run(host(["a/one", "b/two"]))  # spends the last of the quota
+    assert {r.status for r in first.records.values()} == {"ok"}
+    with PostgresStore(pg_url) as store, psycopg.connect(pg_url) as conn:
+        assert store.quota_spent_until("anon") is not None
+        stored = conn.execute("SELECT credential, remaining FROM github_quota").fetchall()
+        assert stored == [("anon", 0)]  # the credential's digest ("anon"), never a token
+    github_server.reset_log()
+    second = asyncio.run(host(["c/three"]))
+    assert github_server.count() == 0
+    assert "c/three" in second.missing and "spent" in second.missing["c/three"]

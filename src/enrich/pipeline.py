@@ -478,7 +478,7 @@ class Enricher:
         if not keys:
             return FetchResult()
         if self._github is None:
-            self._github = GithubFetcher(self.config)
+            self._github = GithubFetcher(self.config, shared_quota=self.store.github_quota())
         cred = self.credential
 
         async def cache(made: dict[str, Repo]) -> None:

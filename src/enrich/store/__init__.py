@@ -18,6 +18,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ..fetch.arxiv_http import SharedTurn
+from ..fetch.github import SharedQuota
 from ..models import Paper, Repo
 from .sqlite import (
     APPLICATION_ID,
@@ -92,6 +93,8 @@ class CacheStore(Protocol):
     def release(self, kind: str, keys: Sequence[str], owner: str) -> None: ...
 
     def arxiv_gate(self, api_url: str) -> SharedTurn | None: ...
+
+    def github_quota(self) -> SharedQuota | None: ...
 
     def close(self) -> None: ...
 

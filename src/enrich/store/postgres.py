@@ -14,6 +14,9 @@
 - **The arXiv gate** (:class:`PgGate`): one row per arXiv server with the last request's
   start and end, read and written under an advisory lock held for the whole request:
   every host sharing the cache sends one request at a time, spaced by ``min_interval``.
+- **GitHub's rate limit** (remaining, reset) is kept per credential digest
+  (:func:`enrich.fetch.policy.credential_id`, never the token): a host does not spend
+  a quota another host has used up, it waits for the reset as if it had spent it.
 - **Connections** come from a psycopg_pool pool in autocommit mode; every write is one
   explicit transaction. Rows are written in key order, so two hosts writing the same
   keys wait for each other rather than deadlock.
@@ -106,6 +109,11 @@ PG_MIGRATIONS: Sequence[Sequence[str]] = (
             server TEXT PRIMARY KEY,
             last_start TIMESTAMPTZ,
             last_end TIMESTAMPTZ
+        )""",
+        """CREATE TABLE github_quota (
+            credential TEXT PRIMARY KEY,
+            remaining INTEGER NOT NULL,
+            reset_at TIMESTAMPTZ NOT NULL
         )""",
     ),
 )
@@ -464,6 +472,30 @@ class PostgresStore:
         with self._conn() as conn:
             conn.execute("DELETE FROM claims WHERE kind = %s AND key = ANY(%s) AND owner = %s",
                          (kind, sorted(set(keys)), owner))
+
+    def github_quota(self) -> PostgresStore:
+        """The GitHub rate-limit state shared by the hosts: this store."""
+        return self
+
+    def note_quota(self, credential: str, remaining: int, reset: datetime) -> None:
+        """Record what GitHub said of ``credential``'s quota (the latest window, and in
+        it the lowest count, wins)."""
+        with self._conn() as conn:
+            conn.execute(
+                "INSERT INTO github_quota (credential, remaining, reset_at) "
+                "VALUES (%s, %s, %s) ON CONFLICT (credential) DO UPDATE SET "
+                "remaining = excluded.remaining, reset_at = excluded.reset_at "
+                "WHERE excluded.reset_at > github_quota.reset_at "
+                "OR excluded.remaining < github_quota.remaining",
+                (credential, remaining, _require_aware(reset)))
+
+    def quota_spent_until(self, credential: str) -> datetime | None:
+        """When ``credential``'s spent quota resets, if a host saw it spent; else None."""
+        with self._conn() as conn:
+            row = conn.execute(
+                "SELECT reset_at FROM github_quota WHERE credential = %s "
+                "AND remaining = 0 AND reset_at > clock_timestamp()", (credential,)).fetchone()
+        return row[0].astimezone(UTC) if row is not None else None
 
     def arxiv_gate(self, api_url: str) -> PgGate:
         """The gate every host of this cache shares for the arXiv server of ``api_url``."""

@@ -599,6 +599,10 @@ class Store:
         """No gate beyond the process's own."""
         return None
 
+    def github_quota(self) -> None:
+        """No rate-limit state beyond the run's own."""
+        return None
+
     # ------------------------------------------------------------------ reads
 
     def get_papers(self, ids: Iterable[str]) -> dict[str, Cached[Paper]]:
