@@ -154,7 +154,7 @@ class PostgresStore:
     shares_work = True
 
     def __init__(self, url: str, *, readonly: bool = False, connect_timeout: float = 10.0,
-                 max_connections: int = 4) -> None:
+                 max_connections: int = 8) -> None:
         self.url = url
         self.path = describe_url(url)
         self.readonly = readonly
@@ -241,9 +241,7 @@ class PostgresStore:
         try:
             with self._pool.connection() as conn:
                 yield conn
-        except psycopg.Error as exc:
-            raise self._fail(_reason(exc, self._password)) from None
-        except psycopg.OperationalError as exc:  # pragma: no cover - a subclass above
+        except psycopg.Error as exc:  # the pool's PoolTimeout is one too
             raise self._fail(_reason(exc, self._password)) from None
 
     @contextlib.contextmanager
