@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from fakeapi.arxiv import arxiv_server  # noqa: F401
 from fakeapi.github import github_server  # noqa: F401
+from pgserver import PgServer, start_server
 
 
 @pytest.fixture(autouse=True)
@@ -28,3 +29,24 @@ def _isolate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     work.mkdir()
     monkeypatch.chdir(work)
     yield
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PgServer]:
+    """A PostgreSQL server for the whole session, started by the first test that needs
+    it (see tests/pgserver.py); those tests skip only when no server binaries exist."""
+    server = start_server()
+    if isinstance(server, str):
+        if os.environ.get("CI"):  # CI has the binaries: their absence is a failure there
+            pytest.fail(server)
+        pytest.skip(server)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def pg_url(pg_server: PgServer) -> str:
+    """The URL of a fresh, empty database of the session's server."""
+    return pg_server.new_database()

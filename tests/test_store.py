@@ -1,5 +1,7 @@
-"""The SQLite cache: records, TTLs, ETags per credential, star history, migrations,
-unusable files, concurrent writers and crashes."""
+"""The cache: records, TTLs, ETags per credential, star history, stats, prune and clear
+on both backends (the ``store`` fixture runs each behaviour test on SQLite and on
+PostgreSQL); then SQLite's migrations, unusable files, concurrent writers and crashes,
+and PostgreSQL's migrations, claims, connection errors and shared arXiv gate."""
 
 from __future__ import annotations
 
@@ -25,6 +27,7 @@ from enrich.store import (
     LATEST_VERSION,
     MIGRATIONS,
     Cached,
+    CacheStore,
     Store,
     paper_key,
     remove_database,
@@ -80,10 +83,52 @@ def db(tmp_path: Path) -> Path:
     return tmp_path / "cache" / "enrich.sqlite3"
 
 
-@pytest.fixture
-def store(db: Path) -> Iterator[Store]:
-    with Store(db) as s:
-        yield s
+@pytest.fixture(params=["sqlite", "postgres"])
+def store(request: pytest.FixtureRequest, db: Path) -> Iterator[CacheStore]:
+    """An empty cache on each backend."""
+    if request.param == "postgres":
+        from enrich.store.postgres import PostgresStore
+
+        with PostgresStore(request.getfixturevalue("pg_url")) as pg:
+            yield pg
+    else:
+        with Store(db) as s:
+            yield s
+
+
+def reopen(store: CacheStore, *, readonly: bool = False) -> CacheStore:
+    """Another store on the same cache."""
+    if isinstance(store, Store):
+        return Store(store.path, readonly=readonly)
+    from enrich.store.postgres import PostgresStore
+
+    assert isinstance(store, PostgresStore)
+    return PostgresStore(store.url, readonly=readonly)
+
+
+def execute_raw(store: CacheStore, sql: str) -> None:
+    """Run ``sql`` on the cache's database behind the store's back."""
+    if isinstance(store, Store):
+        conn = sqlite3.connect(store.path)
+        conn.execute(sql)
+        conn.commit()
+        conn.close()
+        return
+    import psycopg
+
+    from enrich.store.postgres import PostgresStore
+
+    assert isinstance(store, PostgresStore)
+    with psycopg.connect(store.url, autocommit=True) as pg:
+        pg.execute(sql)  # type: ignore[call-overload]
+
+
+def latest_version(store: CacheStore) -> int:
+    if isinstance(store, Store):
+        return LATEST_VERSION
+    from enrich.store.postgres import PG_LATEST_VERSION
+
+    return PG_LATEST_VERSION
 
 
 def raw(db: Path) -> sqlite3.Connection:
@@ -93,7 +138,7 @@ def raw(db: Path) -> sqlite3.Connection:
 # --------------------------------------------------------------------------- records
 
 
-def test_paper_roundtrip_keeps_every_field(store: Store) -> None:
+def test_paper_roundtrip_keeps_every_field(store: CacheStore) -> None:
     paper = full_paper()
     store.put_papers({"2305.09781": paper}, NOW)
     got = store.get_papers(["2305.09781"])["2305.09781"]
@@ -102,7 +147,7 @@ def test_paper_roundtrip_keeps_every_field(store: Store) -> None:
     assert got.record == paper.model_copy(update={"fetched_at": NOW})
 
 
-def test_repo_roundtrip_keeps_every_field(store: Store) -> None:
+def test_repo_roundtrip_keeps_every_field(store: CacheStore) -> None:
     repo = full_repo()
     store.put_repos({"flexflow/flexflow": repo}, NOW, credential="anon", etags={
         "flexflow/flexflow": 'W/"abc"'})
@@ -111,7 +156,7 @@ def test_repo_roundtrip_keeps_every_field(store: Store) -> None:
     assert got.etag == 'W/"abc"'
 
 
-def test_derived_fields_are_not_cached(store: Store) -> None:
+def test_derived_fields_are_not_cached(store: CacheStore) -> None:
     repo = full_repo().model_copy(update={
         "trend": StarTrend(week=5), "linked_from": ["2305.09781"],
         "fetched_at": NOW - timedelta(days=3)})
@@ -122,24 +167,24 @@ def test_derived_fields_are_not_cached(store: Store) -> None:
     assert got.fetched_at == NOW  # the put time, not the record's old value
 
 
-def test_absent_keys_are_left_out(store: Store) -> None:
+def test_absent_keys_are_left_out(store: CacheStore) -> None:
     store.put_papers({"2305.09781": full_paper()}, NOW)
     assert set(store.get_papers(["2305.09781", "1706.03762"])) == {"2305.09781"}
     assert store.get_repos(["a/b"], "anon") == {}
     assert store.get_papers([]) == {}
 
 
-def test_repo_keys_ignore_case(store: Store) -> None:
+def test_repo_keys_ignore_case(store: CacheStore) -> None:
     store.put_repos({"Owner/Repo": full_repo(1)}, NOW, credential="anon")
     store.put_repos({"owner/repo": full_repo(2)}, NOW + timedelta(hours=1), credential="anon")
     got = store.get_repos(["OWNER/REPO"], "anon")
     assert list(got) == ["owner/repo"]
     assert got["owner/repo"].record.stars == 2
-    assert raw(store.path).execute("SELECT count(*) FROM repos").fetchone()[0] == 1
+    assert store.stats()["repos"]["total"] == 1
     assert [s for _, s in store.star_history("Owner/REPO")] == [1, 2]
 
 
-def test_paper_keys_are_canonical(store: Store) -> None:
+def test_paper_keys_are_canonical(store: CacheStore) -> None:
     store.put_papers({"arXiv:2305.09781v2": full_paper(), "math.GT/0309136": full_paper()}, NOW)
     assert set(store.get_papers(["2305.09781", "math/0309136v1"])) == {
         "2305.09781", "math/0309136"}
@@ -147,7 +192,7 @@ def test_paper_keys_are_canonical(store: Store) -> None:
     assert repo_key(" FlexFlow/FlexFlow.git ") == "flexflow/flexflow"
 
 
-def test_not_found_verdict_replaces_ok_data(store: Store) -> None:
+def test_not_found_verdict_replaces_ok_data(store: CacheStore) -> None:
     store.put_repos({"a/b": full_repo()}, NOW, credential="anon", etags={"a/b": '"e1"'})
     store.put_repos({"a/b": Repo(status="not_found")}, NOW + timedelta(days=1), credential="anon")
     got = store.get_repos(["a/b"], "anon")["a/b"]
@@ -171,7 +216,7 @@ def test_not_found_verdict_replaces_ok_data(store: Store) -> None:
     ],
 )
 def test_freshness_uses_not_found_ttl_for_not_found(
-    store: Store, status: str, age_days: float, fresh: bool
+    store: CacheStore, status: str, age_days: float, fresh: bool
 ) -> None:
     store.put_repos({"a/b": Repo(status=status)}, NOW, credential="anon")  # type: ignore[arg-type]
     cached = store.get_repos(["a/b"], "anon")["a/b"]
@@ -186,7 +231,7 @@ def test_zero_ttl_means_always_expired() -> None:
 
 
 @pytest.mark.parametrize("status", ["stale", "missing", "error"])
-def test_transient_statuses_are_never_cached(store: Store, status: str) -> None:
+def test_transient_statuses_are_never_cached(store: CacheStore, status: str) -> None:
     with pytest.raises(ValueError, match="never cached"):
         store.put_papers({"1706.03762": full_paper(),
                           "2305.09781": Paper(status=status)}, NOW)  # type: ignore[arg-type]
@@ -199,7 +244,7 @@ def test_transient_statuses_are_never_cached(store: Store, status: str) -> None:
     assert store.star_history("a/b") == []
 
 
-def test_naive_datetimes_are_refused(store: Store) -> None:
+def test_naive_datetimes_are_refused(store: CacheStore) -> None:
     with pytest.raises(ValueError, match="timezone-aware"):
         store.put_papers({"2305.09781": full_paper()}, datetime(2026, 1, 1))
 
@@ -207,14 +252,14 @@ def test_naive_datetimes_are_refused(store: Store) -> None:
 # --------------------------------------------------------------------------- etags
 
 
-def test_etag_is_returned_only_for_its_credential(store: Store) -> None:
+def test_etag_is_returned_only_for_its_credential(store: CacheStore) -> None:
     store.put_repos({"a/b": full_repo()}, NOW, credential="tok-alice", etags={"A/B": '"alice"'})
     assert store.get_repos(["a/b"], "tok-alice")["a/b"].etag == '"alice"'
     assert store.get_repos(["a/b"], "tok-bob")["a/b"].etag is None
     assert store.get_repos(["a/b"], "anon")["a/b"].etag is None
 
 
-def test_new_data_drops_every_old_etag(store: Store) -> None:
+def test_new_data_drops_every_old_etag(store: CacheStore) -> None:
     store.put_repos({"a/b": full_repo(1)}, NOW, credential="tok-alice", etags={"a/b": '"a1"'})
     store.put_repos({"a/b": full_repo(2)}, NOW, credential="anon", etags={"a/b": '"n1"'})
     assert store.get_repos(["a/b"], "tok-alice")["a/b"].etag is None
@@ -223,7 +268,7 @@ def test_new_data_drops_every_old_etag(store: Store) -> None:
     assert store.get_repos(["a/b"], "anon")["a/b"].etag is None
 
 
-def test_touch_keeps_data_and_etag_and_records_stars(store: Store) -> None:
+def test_touch_keeps_data_and_etag_and_records_stars(store: CacheStore) -> None:
     store.put_repos({"a/b": full_repo(50)}, NOW, credential="anon", etags={"a/b": '"e"'})
     later = NOW + timedelta(days=2)
     store.touch_repos(["A/B", "not/cached"], later, credential="anon")
@@ -239,7 +284,7 @@ def test_touch_keeps_data_and_etag_and_records_stars(store: Store) -> None:
 # --------------------------------------------------------------------------- history
 
 
-def test_star_history_is_oldest_first(store: Store) -> None:
+def test_star_history_is_oldest_first(store: CacheStore) -> None:
     for days, stars in ((5, 150), (1, 110), (3, 130)):
         store.put_repos({"a/b": full_repo(stars)}, NOW + timedelta(days=days), credential="anon")
     store.put_repos({"c/d": full_repo(7)}, NOW, credential="anon")
@@ -252,7 +297,7 @@ def test_star_history_is_oldest_first(store: Store) -> None:
     assert histories["c/d"] == [(NOW, 7)]
 
 
-def test_history_survives_a_not_found_verdict(store: Store) -> None:
+def test_history_survives_a_not_found_verdict(store: CacheStore) -> None:
     store.put_repos({"a/b": full_repo(9)}, NOW, credential="anon")
     store.put_repos({"a/b": Repo(status="not_found")}, NOW + timedelta(days=1), credential="anon")
     store.touch_repos(["a/b"], NOW + timedelta(days=2), credential="anon")
@@ -262,7 +307,7 @@ def test_history_survives_a_not_found_verdict(store: Store) -> None:
 # --------------------------------------------------------------------------- scale
 
 
-def test_lookups_of_5000_keys(store: Store) -> None:
+def test_lookups_of_5000_keys(store: CacheStore) -> None:
     papers = {f"2301.{i:05d}": Paper(status="ok", title=f"t{i}", abstract="x" * 600)
               for i in range(5000)}
     repos = {f"Owner{i}/Repo{i}": Repo(status="ok", full_name=f"Owner{i}/Repo{i}", stars=i)
@@ -382,13 +427,11 @@ def test_closed_store_raises_cache_error(db: Path) -> None:
 
 
 def test_unreadable_row_is_treated_as_absent(
-    store: Store, caplog: pytest.LogCaptureFixture
+    store: CacheStore, caplog: pytest.LogCaptureFixture
 ) -> None:
     store.put_papers({"2305.09781": full_paper(), "1706.03762": full_paper()}, NOW)
-    conn = raw(store.path)
-    conn.execute("UPDATE papers SET data = '{\"status\": \"ok\", \"bogus\": 1}' "
-                 "WHERE id = '1706.03762'")
-    conn.commit()
+    execute_raw(store, "UPDATE papers SET data = '{\"status\": \"ok\", \"bogus\": 1}' "
+                "WHERE id = '1706.03762'")
     with caplog.at_level(logging.WARNING, logger="enrich.store"):
         got = store.get_papers(["2305.09781", "1706.03762"])
     assert list(got) == ["2305.09781"]
@@ -420,9 +463,9 @@ def test_readonly_reads_an_older_schema_without_upgrading_it(db: Path) -> None:
     assert db.read_bytes() == before
 
 
-def test_readonly_sees_committed_data(store: Store) -> None:
+def test_readonly_sees_committed_data(store: CacheStore) -> None:
     store.put_repos({"a/b": full_repo(5)}, NOW, credential="anon")
-    with Store(store.path, readonly=True) as ro:
+    with reopen(store, readonly=True) as ro:
         assert ro.get_repos(["a/b"], "anon")["a/b"].record.stars == 5
         assert ro.star_history("a/b") == [(NOW, 5)]
 
@@ -430,7 +473,7 @@ def test_readonly_sees_committed_data(store: Store) -> None:
 # --------------------------------------------------------------------------- stats, prune, clear
 
 
-def test_stats_counts_by_status_and_freshness(store: Store) -> None:
+def test_stats_counts_by_status_and_freshness(store: CacheStore) -> None:
     store.put_papers({"2305.09781": full_paper(), "1706.03762": Paper(status="not_found")},
                      NOW - timedelta(days=10))
     store.put_repos({"a/b": full_repo(1), "c/d": Repo(status="unavailable")}, NOW,
@@ -446,11 +489,11 @@ def test_stats_counts_by_status_and_freshness(store: Store) -> None:
     assert st["etags"] == 1
     assert (st["history_rows"], st["history_repos"]) == (2, 2)
     assert st["size_bytes"] > 0
-    assert st["schema_version"] == LATEST_VERSION
+    assert st["schema_version"] == latest_version(store)
     assert "fresh" not in store.stats()["papers"]
 
 
-def test_prune_follows_the_documented_rule(store: Store) -> None:
+def test_prune_follows_the_documented_rule(store: CacheStore) -> None:
     ttl = DAY
     store.put_repos({"old/ok": full_repo(1)}, NOW - timedelta(days=5), credential="anon",
                     etags={"old/ok": '"o"'})
@@ -471,7 +514,7 @@ def test_prune_follows_the_documented_rule(store: Store) -> None:
     assert store.star_history("recent/ok") == [(NOW - timedelta(days=3), 2)]
 
 
-def test_clear_removes_everything_but_keeps_the_schema(store: Store) -> None:
+def test_clear_removes_everything_but_keeps_the_schema(store: CacheStore) -> None:
     store.put_papers({"2305.09781": full_paper()}, NOW)
     store.put_repos({"a/b": full_repo()}, NOW, credential="anon", etags={"a/b": '"x"'})
     store.clear()
@@ -517,7 +560,7 @@ def test_two_stores_in_two_threads_write_without_lock_errors(db: Path) -> None:
     assert raw(db).execute("SELECT count(*) FROM repos").fetchone()[0] == 2000
 
 
-def test_one_store_shared_by_worker_threads(store: Store) -> None:
+def test_one_store_shared_by_worker_threads(store: CacheStore) -> None:
     def work(n: int) -> None:
         for i in range(30):
             store.put_papers({f"2301.{n:02d}{i:03d}": Paper(status="ok", title="t")}, NOW)

@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from os import PathLike
@@ -15,7 +17,7 @@ from .errors import CacheError, CacheLockedError
 from .extract import extract
 from .lock import RunLock
 from .models import Link, StarTrend
-from .store import Store, remove_database
+from .store import cache_exists, open_store, remove_database
 from .textio import read_text
 from .trends import star_trend
 from .write.markdown import strip_blocks
@@ -28,38 +30,47 @@ def extract_file(path: str | PathLike[str]) -> list[Link]:
 
 def cache_stats(config: Config) -> dict[str, Any] | None:
     """What the cache holds, or None when it does not exist yet (nothing is created)."""
-    if not config.cache_path.exists():
+    if not cache_exists(config):
         return None
-    with Store(config.cache_path, readonly=True) as store:
+    with open_store(config, readonly=True) as store:
         return store.stats(datetime.now(UTC), arxiv_ttl=config.cache.arxiv_ttl,
                            github_ttl=config.cache.github_ttl,
                            not_found_ttl=config.cache.not_found_ttl)
 
 
 def cache_prune(config: Config) -> dict[str, int] | None:
-    """Remove expired records (under the run lock); the counts removed per kind, or None
-    when the cache does not exist (nothing is created)."""
-    if not config.cache_path.exists():
+    """Remove expired records (under the run lock of a SQLite cache); the counts removed
+    per kind, or None when the cache does not exist (nothing is created)."""
+    if not cache_exists(config):
         return None
-    with RunLock(config.cache_path), Store(config.cache_path) as store:
+    with _lock(config), open_store(config) as store:
         return store.prune(datetime.now(UTC), arxiv_ttl=config.cache.arxiv_ttl,
                            github_ttl=config.cache.github_ttl,
                            not_found_ttl=config.cache.not_found_ttl)
 
 
 def cache_clear(config: Config) -> tuple[list[str], str | None]:
-    """Empty the cache (under the run lock). A file that is not a usable cache is
-    removed instead, since ``clear`` is the documented way out: then the files removed,
-    and why the cache was unusable."""
+    """Empty the cache (under the run lock of a SQLite cache). A SQLite file that is not
+    a usable cache is removed instead, since ``clear`` is the documented way out: then
+    the files removed, and why the cache was unusable."""
+    if config.cache.url:
+        with open_store(config) as shared:
+            shared.clear()
+        return [], None
     with RunLock(config.cache_path):
         try:
-            with Store(config.cache_path) as store:
+            with open_store(config) as store:
                 store.clear()
         except CacheLockedError:
             raise
         except CacheError as exc:
             return [str(p) for p in remove_database(config.cache_path)], exc.reason
     return [], None
+
+
+def _lock(config: Config) -> AbstractContextManager[object]:
+    """The run lock beside a SQLite cache; none for a shared PostgreSQL cache."""
+    return contextlib.nullcontext() if config.cache.url else RunLock(config.cache_path)
 
 
 @dataclass
@@ -73,9 +84,9 @@ def star_trends(path: str | PathLike[str], config: Config) -> list[TrendRow] | N
     """The star growth of a log's repositories, fastest-growing week first; None when
     the cache does not exist yet."""
     keys = list(dict.fromkeys(lk.id for lk in extract_file(path) if lk.kind == "github"))
-    if not config.cache_path.exists():
+    if not cache_exists(config):
         return None
-    with Store(config.cache_path, readonly=True) as store:
+    with open_store(config, readonly=True) as store:
         histories = store.star_histories(keys)
         cached = store.get_repos(keys, "anon")
     now = datetime.now(UTC)

@@ -26,6 +26,7 @@ from pydantic import (
     PrivateAttr,
     SecretStr,
     ValidationError,
+    field_validator,
 )
 
 from .errors import ConfigError
@@ -95,6 +96,23 @@ class CacheConfig(_Section):
     arxiv_ttl: Duration = 30 * 86400.0
     github_ttl: Duration = 86400.0
     not_found_ttl: Duration = 7 * 86400.0
+    url: str | None = None
+    """A PostgreSQL database (``postgresql://user@host:port/dbname``) shared by several
+    hosts instead of the SQLite file; None (the default) keeps the SQLite cache."""
+    lease: Duration = Field(default=60.0, gt=0, le=60.0)
+    """PostgreSQL cache: how long a run's claim on the ids it fetches lasts unless it is
+    renewed (it is, every third of it, while the run works)."""
+    poll_interval: Duration = Field(default=1.0, gt=0)
+    """PostgreSQL cache: how often a run waiting for ids another run claimed looks again."""
+
+    @field_validator("url")
+    @classmethod
+    def _postgres_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        if not value.startswith(("postgresql://", "postgres://")):
+            raise ValueError("must be a postgresql://user@host:port/dbname URL")
+        return value
 
 
 class ArxivConfig(_Section):

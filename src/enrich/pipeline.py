@@ -24,6 +24,7 @@ import asyncio
 import concurrent.futures
 import logging
 import math
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -39,13 +40,14 @@ from .document import (
     linked_ids,
     unique,
 )
+from .errors import EnrichError
 from .extract import extract, find_pages_links
 from .fetch import FetchResult
 from .fetch.arxiv import ArxivFetcher
 from .fetch.github import GithubFetcher
 from .fetch.policy import credential_id
 from .models import EnrichedDocument, Link, Paper, Record, Repo, SourceInfo
-from .store import Cached, Store
+from .store import Cached, CacheStore, open_store
 
 log = logging.getLogger(__name__)
 
@@ -143,9 +145,15 @@ class Enricher:
 
     ``offline`` serves only from the cache; ``refresh`` ignores the TTLs and
     revalidates everything. The library never takes the run lock: the cache stays
-    consistent under concurrent use through SQLite transactions. ``store``, an open
-    :class:`~enrich.store.Store`, is used instead of opening ``config.cache_path``,
-    and is left open on exit for its owner to close.
+    consistent under concurrent use through the database's transactions. ``store``, an
+    open :class:`~enrich.store.CacheStore`, is used instead of opening the cache the
+    config names, and is left open on exit for its owner to close.
+
+    With a cache shared by several hosts (PostgreSQL, ``cache.url``), the ids to fetch
+    are first claimed (:meth:`CacheStore.claim`, renewed every third of
+    ``cache.lease``); ids another run has claimed are waited for (looked for every
+    ``cache.poll_interval``) and fetched here only if their claim is let go without a
+    result or runs out.
     """
 
     def __init__(
@@ -157,7 +165,7 @@ class Enricher:
         progress: ProgressHook | None = None,
         on_total: ProgressHook | None = None,
         now: Callable[[], datetime] = _utcnow,
-        store: Store | None = None,
+        store: CacheStore | None = None,
     ) -> None:
         self.config = config if config is not None else Config.load()
         self.offline = offline
@@ -165,11 +173,13 @@ class Enricher:
         self._progress = progress
         self._on_total = on_total
         self._now = now
-        self._store: Store | None = store
+        self._store: CacheStore | None = store
         self._own_store = store is None
         self._arxiv: ArxivFetcher | None = None
         self._github: GithubFetcher | None = None
         self.requests: dict[str, int] = {"arxiv": 0, "github": 0}
+        self._owner = uuid.uuid4().hex
+        """Names this run's claims in a shared cache."""
 
     # -- lifetime ----------------------------------------------------------------------
 
@@ -183,7 +193,7 @@ class Enricher:
 
     def open(self) -> None:
         if self._store is None:
-            self._store = Store(self.config.cache_path)
+            self._store = open_store(self.config)
 
     async def aclose(self) -> None:
         if self._github is not None:
@@ -197,7 +207,7 @@ class Enricher:
             self._store = None
 
     @property
-    def store(self) -> Store:
+    def store(self) -> CacheStore:
         if self._store is None:
             self.open()
         assert self._store is not None
@@ -254,7 +264,7 @@ class Enricher:
             docs.append(build_document(links, res, source=source, generated_at=generated))
         return docs, res
 
-    def plan(self, texts: Sequence[str], store: Store | None) -> Plan:
+    def plan(self, texts: Sequence[str], store: CacheStore | None) -> Plan:
         """What :meth:`enrich_many` would do, without any request or write (``--dry-run``).
 
         The ids are the run's own (:class:`Wanted`: named ids and Pages candidates).
@@ -330,6 +340,17 @@ class Enricher:
                 self._on_total(source, len(ids))
             if self._progress is not None:
                 self._progress(source, len(ids) - len(todo))
+        if store.shares_work and (fetch_p or fetch_r):
+            await self._fetch_shared(fetch_p, fetch_r, cached_p, cached_r, res)
+        else:
+            await self._fetch_and_merge(fetch_p, fetch_r, cached_p, cached_r, res)
+        return res
+
+    async def _fetch_and_merge(self, fetch_p: list[str], fetch_r: list[str],
+                               cached_p: dict[str, Cached[Paper]],
+                               cached_r: dict[str, Cached[Repo]], res: Resolution) -> None:
+        """Fetch these ids, cache the definitive answers and put every id in ``res``."""
+        store, cred = self.store, self.credential
         known = {k: c for k in fetch_r if (c := cached_r.get(k)) is not None
                  and c.record.status == "ok"}
         etags = {k: c.etag for k, c in known.items() if c.etag}
@@ -348,9 +369,9 @@ class Enricher:
             repos.cancel()
             await asyncio.gather(papers, repos, return_exceptions=True)
             raise
-        res.requests = {"arxiv": got_p.requests, "github": got_r.requests}
-        for source in ("arxiv", "github"):
-            self.requests[source] += res.requests[source]
+        for source, n in (("arxiv", got_p.requests), ("github", got_r.requests)):
+            res.requests[source] = res.requests.get(source, 0) + n
+            self.requests[source] += n
 
         # What no batch cached: REST answers with their ETags, verdicts made without a
         # request; and the 304s, which confirm the cached data.
@@ -368,7 +389,70 @@ class Enricher:
         if self._progress is not None:
             self._progress("arxiv", len(fetch_p))
             self._progress("github", len(fetch_r))
-        return res
+
+    async def _fetch_shared(self, fetch_p: list[str], fetch_r: list[str],
+                            cached_p: dict[str, Cached[Paper]],
+                            cached_r: dict[str, Cached[Repo]], res: Resolution) -> None:
+        """:meth:`_fetch_and_merge` for a cache shared with other runs: fetch what this
+        run could claim, wait for the rest, take over what is let go or runs out."""
+        store, owner, cfg = self.store, self._owner, self.config.cache
+        renewing = asyncio.ensure_future(self._renew_claims())
+        try:
+            wait_p, wait_r = fetch_p, fetch_r
+            while True:
+                mine_p = set(await asyncio.to_thread(store.claim, "paper", wait_p, owner,
+                                                     cfg.lease))
+                mine_r = set(await asyncio.to_thread(store.claim, "repo", wait_r, owner,
+                                                     cfg.lease))
+                wait_p = [i for i in wait_p if i not in mine_p]
+                wait_r = [k for k in wait_r if k not in mine_r]
+                if mine_p or mine_r:
+                    try:
+                        await self._fetch_and_merge([i for i in fetch_p if i in mine_p],
+                                                    [k for k in fetch_r if k in mine_r],
+                                                    cached_p, cached_r, res)
+                    finally:
+                        await asyncio.to_thread(store.release, "paper", sorted(mine_p), owner)
+                        await asyncio.to_thread(store.release, "repo", sorted(mine_r), owner)
+                if not wait_p and not wait_r:
+                    return
+                log.debug("waiting for %d papers and %d repositories another run is "
+                          "fetching", len(wait_p), len(wait_r))
+                await asyncio.sleep(cfg.poll_interval)
+                wait_p = self._served_by_others("arxiv", wait_p, cached_p, res)
+                wait_r = self._served_by_others("github", wait_r, cached_r, res)
+        finally:
+            renewing.cancel()
+            await asyncio.gather(renewing, return_exceptions=True)
+
+    async def _renew_claims(self) -> None:
+        """Keep this run's claims alive while it works (every third of the lease)."""
+        lease = self.config.cache.lease
+        while True:
+            await asyncio.sleep(lease / 3)
+            try:
+                await asyncio.to_thread(self.store.renew, self._owner, lease)
+            except EnrichError as exc:  # the next try may work; the lease is 3 tries long
+                log.warning("could not renew this run's claims: %s", exc)
+
+    def _served_by_others(self, kind: str, waiting: list[str], cached: dict[str, Any],
+                          res: Resolution) -> list[str]:
+        """Put in ``res`` the ids another run has cached since the triage; return the
+        ids still waited for."""
+        if not waiting:
+            return []
+        now = (self.store.get_papers(waiting) if kind == "arxiv"
+               else self.store.get_repos(waiting, self.credential))
+        still = []
+        for i in waiting:
+            c, before = now.get(i), cached.get(i)
+            if c is not None and (before is None or c.fetched_at > before.fetched_at):
+                res.put(kind, i, c.record, "cache")
+                if self._progress is not None:
+                    self._progress(kind, 1)
+            else:
+                still.append(i)
+        return still
 
     # -- internals ----------------------------------------------------------------------------
 
@@ -377,7 +461,8 @@ class Enricher:
         if not ids:
             return FetchResult()
         if self._arxiv is None:
-            self._arxiv = ArxivFetcher(self.config)
+            self._arxiv = ArxivFetcher(
+                self.config, shared_gate=self.store.arxiv_gate(self.config.arxiv.api_url))
 
         async def cache(made: dict[str, Paper]) -> None:
             await self._cache_batch(
@@ -393,7 +478,7 @@ class Enricher:
         if not keys:
             return FetchResult()
         if self._github is None:
-            self._github = GithubFetcher(self.config)
+            self._github = GithubFetcher(self.config, shared_quota=self.store.github_quota())
         cred = self.credential
 
         async def cache(made: dict[str, Repo]) -> None:

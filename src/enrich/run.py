@@ -27,7 +27,7 @@ from .lock import RunLock
 from .models import EnrichedDocument, FileReport, RunReport, SourceInfo
 from .pipeline import Enricher, Plan, Progress
 from .report import failures_of
-from .store import Store
+from .store import cache_exists, open_store
 from .textio import read_source
 from .write import atomic
 from .write.markdown import strip_blocks
@@ -81,7 +81,8 @@ def run_files(paths: Sequence[str | PathLike[str]], config: Config | None = None
     :class:`~enrich.errors.ConfigError` before anything is read or fetched when an
     output would overwrite an input, the cache or its lock, or two inputs would write
     the same output (:func:`check_output_paths`);
-    :class:`~enrich.errors.CacheLockedError` when another run holds the lock, and
+    :class:`~enrich.errors.CacheLockedError` when another run holds the lock of a SQLite
+    cache (runs sharing a PostgreSQL cache, ``cache.url``, take no lock), and
     :class:`~enrich.errors.CacheError` when the cache cannot be used. An offline run
     only reads the cache.
     """
@@ -96,7 +97,7 @@ def run_files(paths: Sequence[str | PathLike[str]], config: Config | None = None
         return RunReport(files=reports)
     # An offline run only reads the cache, so it opens it read-only; in a cache folder it
     # may not write to (another user's cache) it also goes without the lock.
-    with _run_lock(cfg.cache_path, offline), Store(cfg.cache_path, readonly=offline) as store:
+    with _run_lock(cfg, offline), open_store(cfg, readonly=offline) as store:
         enricher = Enricher(cfg, offline=offline, refresh=refresh, store=store,
                             progress=progress.advance if progress else None,
                             on_total=progress.add_total if progress else None)
@@ -115,8 +116,8 @@ def plan_files(paths: Sequence[str | PathLike[str]], config: Config | None = Non
     out = FilePlan()
     inputs = _read_inputs(paths, cfg.input.max_bytes, out.files, on_report)
     out.readable = len(inputs)
-    out.cache_exists = cfg.cache_path.exists()
-    store = Store(cfg.cache_path, readonly=True) if out.cache_exists else None
+    out.cache_exists = cache_exists(cfg)
+    store = open_store(cfg, readonly=True) if out.cache_exists else None
     try:
         out.plan = Enricher(cfg, offline=offline, refresh=refresh).plan(
             [item.text for item in inputs], store)
@@ -171,9 +172,14 @@ def _out_dir(out_dir: str | PathLike[str] | None) -> Path | None:
     return folder
 
 
-def _run_lock(cache_path: Path, offline: bool) -> AbstractContextManager[object]:
-    """The run lock; none for an offline run in a cache folder this user cannot write
-    (reading another user's cache: the lock file cannot be created there)."""
+def _run_lock(cfg: Config, offline: bool) -> AbstractContextManager[object]:
+    """The run lock beside a SQLite cache; none for a PostgreSQL cache (runs sharing it
+    do not exclude each other: they share the work), nor for an offline run in a cache
+    folder this user cannot write (reading another user's cache: the lock file cannot
+    be created there)."""
+    cache_path = cfg.cache_path
+    if cfg.cache.url:
+        return contextlib.nullcontext()
     if offline and cache_path.parent.is_dir() and not os.access(cache_path.parent, os.W_OK):
         return contextlib.nullcontext()
     return RunLock(cache_path)

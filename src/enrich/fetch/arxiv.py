@@ -47,7 +47,7 @@ from .._version import USER_AGENT
 from ..config import Config
 from ..models import Paper
 from . import FetchResult, OnBatch
-from .arxiv_http import ArxivApi, Reply
+from .arxiv_http import ArxivApi, Reply, SharedTurn
 from .policy import BackoffOrRetryAfter, quote_untrusted
 
 log = logging.getLogger(__name__)
@@ -79,12 +79,12 @@ class _Run:
 class ArxivFetcher:
     """Turns canonical arXiv ids into :class:`~enrich.models.Paper` records."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, *, shared_gate: SharedTurn | None = None) -> None:
         self.config = config
         self.api = ArxivApi(config.arxiv.api_url, timeout=config.http.timeout,
                             max_bytes=config.http.max_bytes,
                             user_agent=config.http.user_agent or USER_AGENT,
-                            min_interval=config.arxiv.min_interval)
+                            min_interval=config.arxiv.min_interval, shared_gate=shared_gate)
 
     async def aclose(self) -> None:
         await self.api.aclose()

@@ -7,7 +7,10 @@
   after the previous *start*. After a 429 the fetcher asks for the stricter spacing,
   counted from the previous request's *end*, for the rest of its run. The gate is an
   asyncio wait around a threading lock (acquire a permit, wait until the limiter is
-  ready, send), so fetchers on different event loops share it too.
+  ready, send), so fetchers on different event loops share it too. With a PostgreSQL
+  cache a second gate, shared by every host of the cache (:class:`SharedTurn`), is
+  taken inside the process's own: one request at a time across hosts, spaced by the
+  start time recorded in the database.
 - **httpx does the HTTP**, as for GitHub: a timeout on every request (the arxiv
   package's client has none and cannot be given one through its public surface), a
   total deadline of ``http.timeout`` for the whole exchange (a server that drips one
@@ -28,8 +31,9 @@ import re
 import threading
 import time
 from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 from urllib.parse import unquote, urlsplit, urlunsplit
 from xml.parsers import expat
 
@@ -105,16 +109,27 @@ class Gate:
             self._lock.release()
 
 
+class SharedTurn(Protocol):
+    """A gate shared with other hosts (:class:`enrich.store.postgres.PgGate`)."""
+
+    def turn(self, interval: float, *, from_end: bool = False
+             ) -> AbstractAsyncContextManager[None]: ...
+
+
 _GATES: dict[str, Gate] = {}
 _GATES_LOCK = threading.Lock()
 
 
+def server_of(url: str) -> str:
+    """``scheme://host:port`` of ``url``: what a gate is for."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{(parts.hostname or '').lower()}:{parts.port or ''}"
+
+
 def gate_for(url: str) -> Gate:
     """The process-wide gate of ``url``'s server."""
-    parts = urlsplit(url)
-    key = f"{parts.scheme}://{(parts.hostname or '').lower()}:{parts.port or ''}"
     with _GATES_LOCK:
-        return _GATES.setdefault(key, Gate())
+        return _GATES.setdefault(server_of(url), Gate())
 
 
 # -- one answer ----------------------------------------------------------------------------
@@ -147,7 +162,7 @@ class ArxivApi:
     """Sends queries to one arXiv endpoint through its gate; counts what it sent."""
 
     def __init__(self, api_url: str, *, timeout: float, max_bytes: int, user_agent: str,
-                 min_interval: float) -> None:
+                 min_interval: float, shared_gate: SharedTurn | None = None) -> None:
         self.api_url = api_url
         self.safe_url = safe_url(api_url)
         self.timeout = timeout
@@ -157,6 +172,7 @@ class ArxivApi:
         """After a 429: spacing counted from the previous request's end, for this run."""
         self.sent = 0
         self._gate = gate_for(api_url)
+        self._shared_gate = shared_gate
         self._client = httpx.AsyncClient(
             timeout=httpx.Timeout(timeout), follow_redirects=False,
             headers={"User-Agent": user_agent, "Accept": "application/atom+xml"})
@@ -169,7 +185,8 @@ class ArxivApi:
         network trouble."""
         params = {"id_list": ",".join(ids), "max_results": str(len(ids)), "start": "0"}
         try:
-            async with self._gate.turn(self.min_interval, from_end=self.strict):
+            async with self._gate.turn(self.min_interval, from_end=self.strict), \
+                    self._shared_turn():
                 async with asyncio.timeout(self.timeout):
                     status, headers, body = await self._exchange(params)
         except (TimeoutError, httpx.TimeoutException):
@@ -183,6 +200,11 @@ class ArxivApi:
         if status == 429:
             self.strict = True
         return await self._classify(status, headers, body)
+
+    def _shared_turn(self) -> AbstractAsyncContextManager[None]:
+        if self._shared_gate is None:
+            return contextlib.nullcontext()
+        return self._shared_gate.turn(self.min_interval, from_end=self.strict)
 
     async def _exchange(self, params: dict[str, str] | None
                         ) -> tuple[int, httpx.Headers, bytes]:

@@ -41,7 +41,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import quote
 
 import httpx
@@ -58,6 +58,7 @@ from .policy import (
     RateLimit,
     WaitBudget,
     backoff,
+    credential_id,
     github_rate_limit,
     is_transient,
     quote_untrusted,
@@ -256,6 +257,15 @@ class _Run:
     on_batch: OnBatch[Repo] | None = None
 
 
+class SharedQuota(Protocol):
+    """GitHub's rate-limit state shared by the hosts of a cache, per credential digest
+    (:class:`enrich.store.postgres.PostgresStore`)."""
+
+    def note_quota(self, credential: str, remaining: int, reset: datetime) -> None: ...
+
+    def quota_spent_until(self, credential: str) -> datetime | None: ...
+
+
 class GithubFetcher:
     """Fetch repository records from the GitHub API (GraphQL with a token, REST without).
 
@@ -268,10 +278,13 @@ class GithubFetcher:
     #: seconds and our clock may run a little ahead of GitHub's.
     reset_margin: float = 1.0
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, *, shared_quota: SharedQuota | None = None) -> None:
         self._config = config
         secret = config.token
         self._token: str | None = secret.get_secret_value() if secret is not None else None
+        self._shared_quota = shared_quota
+        """With a shared cache: a quota another host spent is waited for here too."""
+        self._credential = credential_id(self._token)
         self._api_base = config.github.api_url.rstrip("/")
         self._api_url = httpx.URL(self._api_base)
         self._graphql_url = httpx.URL(config.github.graphql_url)
@@ -674,6 +687,8 @@ class GithubFetcher:
                        headers: Mapping[str, str] | None, content: bytes | None,
                        graphql: bool, parse: Callable[[_Answer], Any] | None) -> _Answer:
         """One try; raises :class:`_Transient` (or :class:`_Throttled`) to be repeated."""
+        if self._shared_quota is not None:
+            await self._heed_shared_quota()
         await self._wait_gate()
         try:
             ans = await self._send(run, method, url, headers, content)
@@ -693,6 +708,8 @@ class GithubFetcher:
             unreachable = isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout)
             raise _Transient(why, unreachable=unreachable) from None
         self._note_quota(ans)
+        if self._shared_quota is not None:
+            await self._share_quota(ans)
         verdict = self._rate_limit_of(ans, graphql)
         if verdict is not None:
             tries.limited += 1
@@ -790,6 +807,26 @@ class GithubFetcher:
         if wait > 0:
             self._pause(wait + self.reset_margin, reset, primary=True,
                         why="the GitHub API rate limit is spent")
+
+    async def _heed_shared_quota(self) -> None:
+        """Another host sharing the cache spent this credential's quota: do not ask
+        before its reset (the wait is charged to the budget, as for our own)."""
+        assert self._shared_quota is not None
+        reset = await asyncio.to_thread(self._shared_quota.quota_spent_until, self._credential)
+        if reset is None:
+            return
+        wait = reset.timestamp() - time.time()
+        if wait > 0:
+            self._pause(wait + self.reset_margin, reset, primary=True,
+                        why="the GitHub API rate limit is spent (by a host sharing the cache)")
+
+    async def _share_quota(self, ans: _Answer) -> None:
+        """Tell the hosts sharing the cache what GitHub said of the quota."""
+        assert self._shared_quota is not None
+        remaining, reset = ratelimit_remaining(ans.headers), ratelimit_reset(ans.headers)
+        if remaining is not None and reset is not None:
+            await asyncio.to_thread(self._shared_quota.note_quota, self._credential,
+                                    remaining, reset)
 
     def _pause_for(self, run: _Run, verdict: RateLimit, ans: _Answer, limited: int) -> None:
         """Wait as a rate limit asks (charged to the budget), or stop the run."""

@@ -1,4 +1,4 @@
-"""The SQLite cache: paper and repository records, ETags and star history.
+"""The SQLite cache (the embedded default): paper and repository records, ETags and star history.
 
 Why it looks the way it does:
 
@@ -65,8 +65,8 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import ValidationError
 
-from .errors import CacheError
-from .models import Paper, Repo
+from ..errors import CacheError
+from ..models import Paper, Repo
 
 __all__ = [
     "CACHEABLE_STATUSES",
@@ -183,6 +183,54 @@ class Cached(Generic[R]):
             now = _require_aware(now)
         age = (now - self.fetched_at).total_seconds()
         return 0 <= age < limit
+
+
+def load_rows(model: type[R], rows: Iterable[tuple[str, str, str, str | None]], where: str
+              ) -> dict[str, Cached[R]]:
+    """Rebuild records from ``(key, fetched_at, data, etag)`` rows, by key; an
+    unreadable row is logged and left out (treated as absent: refetched)."""
+    out: dict[str, Cached[R]] = {}
+    for key, fetched_at, data, etag in rows:
+        try:
+            when = _parse(fetched_at)
+            record = model.model_validate_json(data)
+        except (ValidationError, ValueError) as exc:
+            logger.warning("cache %s: ignoring unreadable %s record %r: %s",
+                           where, model.__name__.lower(), key, exc)
+            continue
+        record.fetched_at = when
+        out[key] = Cached(record, when, etag)
+    return out
+
+
+def histories_of(rows: Iterable[tuple[str, str, int]]) -> dict[str, list[tuple[datetime, int]]]:
+    """Star observations by key from ``(key, observed_at, stars)`` rows in order."""
+    out: dict[str, list[tuple[datetime, int]]] = {}
+    times: dict[str, datetime] = {}  # one put stamps all its observations alike
+    for key, observed_at, stars in rows:
+        when = times.get(observed_at)
+        if when is None:
+            when = times[observed_at] = _parse(observed_at)
+        out.setdefault(key, []).append((when, int(stars)))
+    return out
+
+
+def record_rows(records: Mapping[str, R], normalise: Callable[[str], str], stamp: str
+                ) -> dict[str, tuple[str, str, str, str]]:
+    """``{key: (key, status, fetched_at, data)}`` to store; transient statuses and
+    empty keys raise ValueError."""
+    rows: dict[str, tuple[str, str, str, str]] = {}
+    for raw, record in records.items():
+        if record.status not in CACHEABLE_STATUSES:
+            raise ValueError(
+                f"{raw!r}: status {record.status!r} is a transient outcome and is never "
+                f"cached (only {', '.join(sorted(CACHEABLE_STATUSES))})"
+            )
+        key = normalise(raw)
+        if not key:
+            raise ValueError(f"empty cache key {raw!r}")
+        rows[key] = (key, record.status, stamp, record.model_dump_json(exclude=_NOT_STORED))
+    return rows
 
 
 # --------------------------------------------------------------------------- migrations
@@ -531,6 +579,30 @@ class Store:
                     conn.execute("ROLLBACK")
                 raise
 
+    # ------------------------------------------------------------------ work sharing
+
+    #: A SQLite cache is one host's: runs exclude each other with the run lock, so
+    #: there is no work to share and no claim to take.
+    shares_work = False
+
+    def claim(self, kind: str, keys: Sequence[str], owner: str, lease: float) -> list[str]:
+        """Every key is this run's to fetch (no other host shares the file)."""
+        return list(keys)
+
+    def renew(self, owner: str, lease: float) -> None:
+        """Nothing to renew."""
+
+    def release(self, kind: str, keys: Sequence[str], owner: str) -> None:
+        """Nothing to release."""
+
+    def arxiv_gate(self, api_url: str) -> None:
+        """No gate beyond the process's own."""
+        return None
+
+    def github_quota(self) -> None:
+        """No rate-limit state beyond the run's own."""
+        return None
+
     # ------------------------------------------------------------------ reads
 
     def get_papers(self, ids: Iterable[str]) -> dict[str, Cached[Paper]]:
@@ -562,20 +634,7 @@ class Store:
 
     def _load(self, model: type[R], rows: Iterable[tuple[str, str, str, str | None]]
               ) -> dict[str, Cached[R]]:
-        """Rebuild records from ``(key, fetched_at, data, etag)`` rows, by key; an
-        unreadable row is logged and left out (treated as absent: refetched)."""
-        out: dict[str, Cached[R]] = {}
-        for key, fetched_at, data, etag in rows:
-            try:
-                when = _parse(fetched_at)
-                record = model.model_validate_json(data)
-            except (ValidationError, ValueError) as exc:
-                logger.warning("cache %s: ignoring unreadable %s record %r: %s",
-                               self.path, model.__name__.lower(), key, exc)
-                continue
-            record.fetched_at = when
-            out[key] = Cached(record, when, etag)
-        return out
+        return load_rows(model, rows, str(self.path))
 
     def star_history(self, key: str) -> list[tuple[datetime, int]]:
         """Star observations of one repository, oldest first."""
@@ -592,37 +651,13 @@ class Store:
                 "WHERE key IN (SELECT value FROM json_each(?)) ORDER BY key, observed_at",
                 (json.dumps(wanted),),
             ).fetchall()
-        out: dict[str, list[tuple[datetime, int]]] = {}
-        times: dict[str, datetime] = {}  # one put stamps all its observations alike
-        for key, observed_at, stars in rows:
-            when = times.get(observed_at)
-            if when is None:
-                when = times[observed_at] = _parse(observed_at)
-            out.setdefault(key, []).append((when, int(stars)))
-        return out
+        return histories_of(rows)
 
     # ------------------------------------------------------------------ writes
 
-    @staticmethod
-    def _rows(
-        records: Mapping[str, R], normalise: Callable[[str], str], stamp: str
-    ) -> dict[str, tuple[str, str, str, str]]:
-        rows: dict[str, tuple[str, str, str, str]] = {}
-        for raw, record in records.items():
-            if record.status not in CACHEABLE_STATUSES:
-                raise ValueError(
-                    f"{raw!r}: status {record.status!r} is a transient outcome and is never "
-                    f"cached (only {', '.join(sorted(CACHEABLE_STATUSES))})"
-                )
-            key = normalise(raw)
-            if not key:
-                raise ValueError(f"empty cache key {raw!r}")
-            rows[key] = (key, record.status, stamp, record.model_dump_json(exclude=_NOT_STORED))
-        return rows
-
     def put_papers(self, records: Mapping[str, Paper], now: datetime) -> None:
         """Store papers fetched at ``now`` (one transaction). Transient statuses: ValueError."""
-        rows = self._rows(records, paper_key, _fmt(now))
+        rows = record_rows(records, paper_key, _fmt(now))
         if not rows:
             return
         with self._write() as conn:
@@ -649,7 +684,7 @@ class Store:
         observation. Transient statuses raise ValueError before anything is written.
         """
         stamp = _fmt(now)
-        rows = self._rows(records, repo_key, stamp)
+        rows = record_rows(records, repo_key, stamp)
         if not rows:
             return
         etag_rows: list[tuple[str, str, str]] = []
